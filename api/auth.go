@@ -1,0 +1,317 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/carebook/carebook/models"
+)
+
+// The roles allowed on each guarded route. Reads are open to every role and
+// narrowed per row by visibility (see appointments.go).
+var (
+	roleBook       = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+	roleCancel     = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+	roleReschedule = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+	roleCheckIn    = []models.Role{models.RoleStaff, models.RoleAdmin}
+	roleSchedule   = []models.Role{models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+)
+
+const principalKey = "principal"
+
+// authenticate requires a valid bearer access token and stores its
+// principal on the request.
+func (s *Server) authenticate(c *gin.Context) error {
+	h := c.GetHeader("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return unauthorized("Send an access token as 'Authorization: Bearer <token>'.")
+	}
+	p, err := s.Tokens.Verify(token)
+	if err != nil {
+		u := unauthorized("The access token is invalid or expired; log in again.")
+		u.Err = err
+		return u
+	}
+	c.Set(principalKey, p)
+	c.Next()
+	return nil
+}
+
+func unauthorized(detail string) *Problem {
+	c := newProblem(KindUnauthorized, "unauthorized", "Unauthorized", detail)
+	return c
+}
+
+func principal(c *gin.Context) Principal {
+	p, _ := c.Get(principalKey)
+	return p.(Principal)
+}
+
+// allow wraps h so that only the given roles reach it.
+func allow(h handler, roles ...models.Role) handler {
+	return func(c *gin.Context) error {
+		if !slices.Contains(roles, principal(c).Role) {
+			return forbidden()
+		}
+		return h(c)
+	}
+}
+
+// inTenant runs fn in the caller's tenant transaction.
+func (s *Server) inTenant(c *gin.Context, fn func(tx *gorm.DB) error) error {
+	return models.InTenant(c.Request.Context(), s.DB, principal(c).TenantID, fn)
+}
+
+type signupRequest struct {
+	Tenant     string `json:"tenant"`
+	Email      string `json:"email"`
+	Password   string `json:"password"`
+	GivenName  string `json:"given_name"`
+	FamilyName string `json:"family_name"`
+	BirthDate  string `json:"birth_date,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+}
+
+type loginRequest struct {
+	Tenant   string `json:"tenant"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type tokenResponse struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresIn   int       `json:"expires_in"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	User        userView  `json:"user"`
+}
+
+type userView struct {
+	ID             string `json:"id"`
+	TenantID       string `json:"tenant_id"`
+	Email          string `json:"email"`
+	Role           string `json:"role"`
+	PatientID      string `json:"patient_id,omitempty"`
+	PractitionerID string `json:"practitioner_id,omitempty"`
+	FacilityID     string `json:"facility_id,omitempty"`
+}
+
+// minPassword is NIST SP 800-63B's floor for user-chosen secrets, plus two.
+const minPassword = 10
+
+// signup handles POST /v1/auth/signup: a patient creates an account in a
+// tenant and is logged in.
+func (s *Server) signup(c *gin.Context) error {
+	var req signupRequest
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	email, err := normaliseEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(req.Password) < minPassword {
+		return invalid("weak-password", fmt.Sprintf("Choose a password of at least %d characters.", minPassword))
+	}
+	if strings.TrimSpace(req.GivenName) == "" || strings.TrimSpace(req.FamilyName) == "" {
+		return invalid("missing-name", "Given and family name are required.")
+	}
+	var birth *time.Time
+	if req.BirthDate != "" {
+		b, err := time.Parse(time.DateOnly, req.BirthDate)
+		if err != nil || b.After(s.Now()) || b.Year() < 1900 {
+			return invalid("invalid-birth-date", "birth_date must be a past date as YYYY-MM-DD.")
+		}
+		birth = &b
+	}
+	tenant, err := s.tenantBySlug(c.Request.Context(), req.Tenant)
+	if err != nil {
+		return err
+	}
+	hash, err := HashPassword(req.Password)
+	if err != nil {
+		return internal(err)
+	}
+	patient := models.Patient{ID: uuid.New(), TenantID: tenant.ID, GivenName: strings.TrimSpace(req.GivenName),
+		FamilyName: strings.TrimSpace(req.FamilyName), BirthDate: birth, Phone: req.Phone}
+	user := models.User{ID: uuid.New(), TenantID: tenant.ID, Email: email, PasswordHash: hash,
+		Role: models.RolePatient, PatientID: &patient.ID}
+	err = models.InTenant(c.Request.Context(), s.DB, tenant.ID, func(tx *gorm.DB) error {
+		if err := tx.Create(&patient).Error; err != nil {
+			return err
+		}
+		return tx.Create(&user).Error
+	})
+	if models.IsUniqueViolation(err) {
+		// Saying the address is taken tells an attacker it has an account;
+		// the alternative (a silent e-mail) needs the mail channel, which
+		// arrives with notifications. TODO(#5): answer alike and e-mail.
+		return conflict("email-taken", "An account with this e-mail address already exists; log in instead.")
+	}
+	if err != nil {
+		return internal(err)
+	}
+	return s.respondToken(c, http.StatusCreated, user)
+}
+
+// login handles POST /v1/auth/login for every role.
+func (s *Server) login(c *gin.Context) error {
+	var req loginRequest
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	if err := s.throttleLogin(c); err != nil {
+		return err
+	}
+	failed := unauthorized("The tenant, e-mail or password is wrong.")
+	failed.Type = "login-failed"
+	email, err := normaliseEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	tenant, err := s.tenantBySlug(c.Request.Context(), req.Tenant)
+	if err != nil {
+		var p *Problem
+		if errors.As(err, &p) && p.Kind == KindNotFound {
+			_, _ = CheckPassword(dummyHash, req.Password)
+			return failed
+		}
+		return err
+	}
+	var user models.User
+	err = models.InTenant(c.Request.Context(), s.DB, tenant.ID, func(tx *gorm.DB) error {
+		return tx.Where("lower(email) = ?", email).Take(&user).Error
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		_, _ = CheckPassword(dummyHash, req.Password)
+		return failed
+	}
+	if err != nil {
+		return internal(err)
+	}
+	ok, err := CheckPassword(user.PasswordHash, req.Password)
+	if err != nil {
+		return internal(err)
+	}
+	if !ok {
+		return failed
+	}
+	return s.respondToken(c, http.StatusOK, user)
+}
+
+// loginWindow and loginLimit bound password guessing from one address: 20
+// attempts a minute is more than a person mistypes. TODO(#5): per-account
+// lockout with backoff and a GCRA limiter for every route class.
+const (
+	loginWindow = time.Minute
+	loginLimit  = 20
+)
+
+func (s *Server) throttleLogin(c *gin.Context) error {
+	if s.Redis == nil {
+		return nil
+	}
+	key := "carebook:login:" + c.ClientIP()
+	ctx := c.Request.Context()
+	n, err := s.Redis.Incr(ctx, key).Result()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n == 1 {
+		s.Redis.Expire(ctx, key, loginWindow)
+	}
+	if n > loginLimit {
+		ttl, _ := s.Redis.TTL(ctx, key).Result()
+		if ttl <= 0 {
+			ttl = loginWindow
+		}
+		c.Header("Retry-After", fmt.Sprint(int(ttl.Seconds()+0.5)))
+		return newProblem(KindTooMany, "too-many-logins", "Too many requests", "Too many login attempts; wait and try again.")
+	}
+	return nil
+}
+
+func (s *Server) respondToken(c *gin.Context, status int, u models.User) error {
+	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role}
+	if u.PatientID != nil {
+		p.PatientID = *u.PatientID
+	}
+	if u.PractitionerID != nil {
+		p.PractitionerID = *u.PractitionerID
+	}
+	if u.FacilityID != nil {
+		p.FacilityID = *u.FacilityID
+	}
+	token, exp, err := s.Tokens.Issue(p)
+	if err != nil {
+		return internal(err)
+	}
+	c.JSON(status, tokenResponse{
+		AccessToken: token,
+		TokenType:   "Bearer",
+		ExpiresIn:   int(AccessTTL.Seconds()),
+		ExpiresAt:   exp.UTC(),
+		User:        viewUser(u),
+	})
+	return nil
+}
+
+// me handles GET /v1/me.
+func (s *Server) me(c *gin.Context) error {
+	var u models.User
+	err := s.inTenant(c, func(tx *gorm.DB) error {
+		return tx.Where("id = ?", principal(c).UserID).Take(&u).Error
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return unauthorized("This account no longer exists.")
+	}
+	if err != nil {
+		return internal(err)
+	}
+	c.JSON(http.StatusOK, viewUser(u))
+	return nil
+}
+
+func viewUser(u models.User) userView {
+	return userView{ID: u.ID.String(), TenantID: u.TenantID.String(), Email: u.Email, Role: string(u.Role),
+		PatientID: optionalString(u.PatientID), PractitionerID: optionalString(u.PractitionerID), FacilityID: optionalString(u.FacilityID)}
+}
+
+func optionalString(id *uuid.UUID) string {
+	if id == nil {
+		return ""
+	}
+	return id.String()
+}
+
+func normaliseEmail(s string) (string, error) {
+	a, err := mail.ParseAddress(strings.TrimSpace(s))
+	if err != nil || a.Name != "" || len(a.Address) > 254 {
+		return "", invalid("invalid-email", "email must be a plain e-mail address.")
+	}
+	return strings.ToLower(a.Address), nil
+}
+
+func (s *Server) tenantBySlug(ctx context.Context, slug string) (models.Tenant, error) {
+	var t models.Tenant
+	err := s.DB.WithContext(ctx).Where("slug = ?", strings.ToLower(slug)).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return t, notFound("tenant")
+	}
+	if err != nil {
+		return t, internal(err)
+	}
+	return t, nil
+}

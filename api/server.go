@@ -1,0 +1,167 @@
+// Package api is Carebook's REST API: a Gin router under /v1, its
+// handlers (one file per resource), the middleware in front of them, and
+// the OpenAPI description they are validated against.
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	"gorm.io/gorm"
+)
+
+// Server holds what the handlers need. Build it once, then call Router.
+type Server struct {
+	DB       *gorm.DB
+	Redis    *redis.Client
+	Temporal client.Client
+	Logger   *slog.Logger
+	Tokens   *Tokens
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+	// TemporalUIURL, when set, is used for deep links to workflows.
+	TemporalUIURL string
+	// Namespace is the Temporal namespace, for deep links.
+	Namespace string
+}
+
+// Router returns the HTTP handler with every route. This is the one list of
+// routes; each handler's doc comment repeats its own.
+func (s *Server) Router() (http.Handler, error) {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	validate, err := newValidator()
+	if err != nil {
+		return nil, err
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.requestID, s.accessLog, s.recover, limitBody(1<<20))
+	r.NoRoute(s.handle(func(c *gin.Context) error { return notFound("route") }))
+	r.NoMethod(s.handle(func(c *gin.Context) error {
+		p := newProblem(KindInvalid, "method-not-allowed", "Method not allowed", "This route does not take that method.")
+		p.Status = http.StatusMethodNotAllowed
+		return p
+	}))
+
+	r.GET("/healthz", s.handle(s.health))
+	r.GET("/v1/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapiSpec) })
+
+	v1 := r.Group("/v1", s.handle(validate))
+	v1.POST("/auth/signup", s.handle(s.signup))
+	v1.POST("/auth/login", s.handle(s.login))
+
+	authed := v1.Group("", s.handle(s.authenticate))
+	authed.GET("/me", s.handle(s.me))
+	authed.GET("/facilities", s.handle(s.listFacilities))
+	authed.GET("/specialties", s.handle(s.listSpecialties))
+	authed.GET("/practitioners", s.handle(s.listPractitioners))
+	authed.GET("/appointment-types", s.handle(s.listAppointmentTypes))
+	authed.GET("/practitioners/:id/slots", s.handle(s.practitionerSlots))
+	authed.GET("/slots", s.handle(s.searchSlots))
+
+	authed.POST("/appointments", s.handle(allow(s.createAppointment, roleBook...)))
+	authed.GET("/appointments", s.handle(s.listAppointments))
+	authed.GET("/appointments/:id", s.handle(s.getAppointment))
+	authed.POST("/appointments/:id/cancel", s.handle(allow(s.cancelAppointment, roleCancel...)))
+	authed.POST("/appointments/:id/reschedule", s.handle(allow(s.rescheduleAppointment, roleReschedule...)))
+	authed.POST("/appointments/:id/check-in", s.handle(allow(s.checkInAppointment, roleCheckIn...)))
+	authed.GET("/schedule", s.handle(allow(s.schedule, roleSchedule...)))
+	return r, nil
+}
+
+// health answers 200 when Postgres answers.
+func (s *Server) health(c *gin.Context) error {
+	db, err := s.DB.DB()
+	if err != nil {
+		return unavailable(err)
+	}
+	if err := db.PingContext(c.Request.Context()); err != nil {
+		return unavailable(err)
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	return nil
+}
+
+const requestIDKey = "requestID"
+
+// requestID takes the caller's X-Request-ID when it looks like one, or makes
+// one, and echoes it, so a support ticket can name the log lines.
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if len(id) < 8 || len(id) > 64 || !isToken(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+func requestID(c *gin.Context) string {
+	return c.GetString(requestIDKey)
+}
+
+func isToken(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog writes one line per request: the route pattern, never the path
+// (paths carry IDs only, but queries could carry anything), status and time.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	s.Logger.InfoContext(c.Request.Context(), "http",
+		"requestID", requestID(c),
+		"method", c.Request.Method,
+		"route", c.FullPath(),
+		"status", c.Writer.Status(),
+		"ms", time.Since(start).Milliseconds(),
+	)
+}
+
+// recover turns a panic into a logged 500.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.Logger.ErrorContext(c.Request.Context(), "panic", "requestID", requestID(c), "route", c.FullPath(), "panic", v)
+			writeProblem(c, internal(nil))
+		}
+	}()
+	c.Next()
+}
+
+// limitBody caps request bodies; no Carebook request is near a megabyte.
+func limitBody(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.Body != nil {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		}
+		c.Next()
+	}
+}
+
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
