@@ -66,22 +66,22 @@ func (a *Appointments) HoldSlot(ctx context.Context, req workflows.BookRequest) 
 		} else if !errors.Is(err, gorm.ErrRecordNotFound) {
 			return err
 		}
-		// A savepoint keeps the transaction usable after a refusal.
-		return tx.Transaction(func(sp *gorm.DB) error {
-			if err := sp.Create(&row).Error; err != nil {
-				switch models.OverlapConstraint(err) {
-				case models.ConstraintPractitionerOverlap:
-					result = workflows.BookResult{Outcome: workflows.OutcomeTaken, Conflict: workflows.ConflictPractitioner}
-					return nil
-				case models.ConstraintPatientOverlap:
-					result = workflows.BookResult{Outcome: workflows.OutcomeTaken, Conflict: workflows.ConflictPatient}
-					return nil
-				}
-				return err
-			}
-			result = workflows.BookResult{Outcome: workflows.OutcomeBooked, State: stateOf(row)}
+		// The insert runs in a savepoint, so that a refusal rolls back to it
+		// and leaves the transaction usable.
+		err := tx.Transaction(func(sp *gorm.DB) error { return sp.Create(&row).Error })
+		switch models.OverlapConstraint(err) {
+		case models.ConstraintPractitionerOverlap:
+			result = workflows.BookResult{Outcome: workflows.OutcomeTaken, Conflict: workflows.ConflictPractitioner}
 			return nil
-		})
+		case models.ConstraintPatientOverlap:
+			result = workflows.BookResult{Outcome: workflows.OutcomeTaken, Conflict: workflows.ConflictPatient}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		result = workflows.BookResult{Outcome: workflows.OutcomeBooked, State: stateOf(row)}
+		return nil
 	})
 	if err != nil {
 		return workflows.BookResult{}, fmt.Errorf("hold slot: %w", err)

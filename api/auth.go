@@ -223,7 +223,7 @@ func (s *Server) throttleLogin(c *gin.Context) error {
 	if s.Redis == nil {
 		return nil
 	}
-	key := "carebook:login:" + c.ClientIP()
+	key := s.RedisPrefix + "login:" + c.ClientIP()
 	ctx := c.Request.Context()
 	n, err := s.Redis.Incr(ctx, key).Result()
 	if err != nil {

@@ -31,6 +31,9 @@ type Server struct {
 	TemporalUIURL string
 	// Namespace is the Temporal namespace, for deep links.
 	Namespace string
+	// RedisPrefix starts every Redis key this server writes, so that
+	// several deployments (or test runs) can share one Redis.
+	RedisPrefix string
 }
 
 // Router returns the HTTP handler with every route. This is the one list of
@@ -38,6 +41,9 @@ type Server struct {
 func (s *Server) Router() (http.Handler, error) {
 	if s.Now == nil {
 		s.Now = time.Now
+	}
+	if s.RedisPrefix == "" {
+		s.RedisPrefix = "carebook:"
 	}
 	validate, err := newValidator()
 	if err != nil {

@@ -52,6 +52,9 @@ func Migrate(ctx context.Context, adminDSN string) (int64, error) {
 	return v, nil
 }
 
+// maxOpenConns bounds each process's pool; see Open.
+const maxOpenConns = 24
+
 // Open connects GORM to dsn. Query logging is off: statements carry patient
 // data in their parameters, and logs must not.
 func Open(dsn string) (*gorm.DB, error) {
@@ -63,6 +66,17 @@ func Open(dsn string) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("connection pool: %w", err)
+	}
+	// Postgres allows 100 connections by default and each costs memory;
+	// requests hold one only for a short transaction, so a modest pool
+	// serves hundreds of concurrent requests and leaves room for other
+	// processes.
+	sqlDB.SetMaxOpenConns(maxOpenConns)
+	sqlDB.SetMaxIdleConns(maxOpenConns)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	return db, nil
 }
 

@@ -1,0 +1,220 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/server/temporaltest"
+	"gorm.io/gorm"
+
+	"github.com/carebook/carebook/activities"
+	"github.com/carebook/carebook/api"
+	"github.com/carebook/carebook/models"
+	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/models/modelstest"
+	"github.com/carebook/carebook/workers"
+	"github.com/carebook/carebook/workflows"
+)
+
+// stack is the whole product in one test: a fresh database seeded with two
+// tenants, an in-process Temporal server with the appointment worker, the
+// local Redis, and the api on an httptest server.
+type stack struct {
+	t        *testing.T
+	URL      string
+	Admin    *gorm.DB // owner connection: bypasses RLS, for assertions
+	App      *gorm.DB
+	Temporal client.Client
+	Demo     demo.Network // tenant "demo"
+	Other    demo.Network // tenant "harbor"
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	ctx := context.Background()
+	db := modelstest.New(t)
+	admin, err := models.Open(db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := models.Open(db.AppDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	st := &stack{t: t, Admin: admin, App: app}
+	if st.Demo, err = demo.Seed(ctx, admin, demo.Options{Slug: "demo", Name: "Demo Health", Now: now, HashPassword: api.HashPassword}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Other, err = demo.Seed(ctx, admin, demo.Options{Slug: "harbor", Name: "Harbor Health", Now: now, HashPassword: api.HashPassword}); err != nil {
+		t.Fatal(err)
+	}
+
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	// Each stack gets its own task queue name on its own server, so the
+	// worker only ever sees this test's database.
+	ts.NewWorker(workflows.AppointmentTaskQueue, func(r worker.Registry) {
+		workers.RegisterAppointments(r, workers.Deps{Appointments: &activities.Appointments{DB: app}})
+	})
+	st.Temporal = ts.GetDefaultClient()
+
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redis is not reachable at 127.0.0.1:6379 (start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no): %v", err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	var prefix [6]byte
+	_, _ = rand.Read(prefix[:])
+
+	tokens, err := api.NewTokens([]byte("test-signing-key-test-signing-key!!"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &api.Server{
+		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens,
+		Logger:      slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		RedisPrefix: "carebook-test-" + hex.EncodeToString(prefix[:]) + ":",
+		Namespace:   ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",
+	}
+	h, err := srv.Router()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	st.URL = hs.URL
+	return st
+}
+
+// response is a decoded answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    []byte
+}
+
+func (r response) str(key string) string {
+	s, _ := r.Body[key].(string)
+	return s
+}
+
+// problemType is the short type of a problem document.
+func (r response) problemType() string {
+	const base = "https://carebook.dev/problems/"
+	t := r.str("type")
+	if len(t) > len(base) {
+		return t[len(base):]
+	}
+	return t
+}
+
+func (r response) items() []map[string]any {
+	raw, _ := r.Body["items"].([]any)
+	out := make([]map[string]any, len(raw))
+	for i, x := range raw {
+		out[i], _ = x.(map[string]any)
+	}
+	return out
+}
+
+// do sends a request; body is JSON-encoded unless it is a string or
+// []byte, which go as they are.
+func (st *stack) do(method, path, token string, body any, headers ...string) response {
+	st.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		enc, err := json.Marshal(b)
+		if err != nil {
+			st.t.Fatal(err)
+		}
+		rd = bytes.NewReader(enc)
+	}
+	req, err := http.NewRequest(method, st.URL+path, rd)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+	_ = json.Unmarshal(raw, &out.Body)
+	return out
+}
+
+// login returns an access token for a seeded account.
+func (st *stack) login(tenant, email string) string {
+	st.t.Helper()
+	r := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": tenant, "email": email, "password": demo.Password})
+	if r.Status != http.StatusOK {
+		st.t.Fatalf("login %s: %d %s", email, r.Status, r.Raw)
+	}
+	return r.str("access_token")
+}
+
+// freeSlots lists free slots of a practitioner for a type from tomorrow on.
+func (st *stack) freeSlots(token string, practitioner, typ uuid.UUID) []map[string]any {
+	st.t.Helper()
+	from := time.Now().AddDate(0, 0, 1).Format(time.DateOnly)
+	to := time.Now().AddDate(0, 0, 15).Format(time.DateOnly)
+	r := st.do("GET", "/v1/practitioners/"+practitioner.String()+"/slots?appointment_type_id="+typ.String()+"&from="+from+"&to="+to, token, nil)
+	if r.Status != http.StatusOK {
+		st.t.Fatalf("slots: %d %s", r.Status, r.Raw)
+	}
+	return r.items()
+}
+
+// count counts rows through the owner connection, across tenants.
+func (st *stack) count(sql string, args ...any) int64 {
+	st.t.Helper()
+	var n int64
+	if err := st.Admin.Raw(sql, args...).Scan(&n).Error; err != nil {
+		st.t.Fatal(err)
+	}
+	return n
+}
+
+// Demo fixtures, by index in demo's lists: practitioner 2 is the Istanbul
+// family doctor, type 0 the family visit (20 min, free, no buffers).
+func (st *stack) familyDoctor() (uuid.UUID, uuid.UUID) {
+	return st.Demo.Practitioners[2].ID, st.Demo.Types[0].ID
+}
+
+// testLog sends the api's log lines to the test's log, shown on failure.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}

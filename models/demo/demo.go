@@ -1,0 +1,204 @@
+// Package demo seeds a demonstration network: one tenant with two
+// facilities in different zones, six doctors in three specialties, a month
+// of weekly rules, patients and staff with known passwords. Seeding is
+// idempotent: IDs derive from names, and rows that exist are left alone.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/carebook/carebook/models"
+)
+
+// Password is every demo user's password. It exists only in demo data.
+const Password = "carebook-demo-2026"
+
+// Options say which tenant to seed.
+type Options struct {
+	Slug string    // e.g. "demo"
+	Name string    // e.g. "Anatolia & Hudson Health"
+	Now  time.Time // rules run from Now's date for RuleDays
+	// HashPassword hashes Password (the api's argon2id), passed in so this
+	// package does not import the api.
+	HashPassword func(string) (string, error)
+}
+
+// RuleDays is how long the seeded weekly rules stay valid.
+const RuleDays = 31
+
+// Login is one seeded account.
+type Login struct {
+	Email string
+	Role  models.Role
+	Note  string
+}
+
+// Network is what Seed created, for printing and for tests.
+type Network struct {
+	Tenant        models.Tenant
+	Facilities    []models.Facility
+	Specialties   []models.Specialty
+	Practitioners []models.Practitioner
+	Types         []models.AppointmentType
+	Patients      []models.Patient
+	Logins        []Login
+}
+
+// id derives a stable ID for a named row of a tenant.
+func id(slug, kind, name string) uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("carebook-demo:"+slug+":"+kind+":"+name))
+}
+
+// Seed writes the network through db, which must be an owner connection
+// (it creates the tenant row, which the application role may only read).
+func Seed(ctx context.Context, db *gorm.DB, o Options) (Network, error) {
+	n := build(o)
+	hash, err := o.HashPassword(Password)
+	if err != nil {
+		return n, fmt.Errorf("hash demo password: %w", err)
+	}
+	err = models.InTenant(ctx, db, n.Tenant.ID, func(tx *gorm.DB) error {
+		steps := []any{&n.Tenant, &n.Facilities, &n.Specialties, &n.Practitioners, roles(o.Slug, n), &n.Types,
+			rules(o, n), &n.Patients, users(o.Slug, n, hash)}
+		for _, rows := range steps {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(rows).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("seed tenant %s: %w", o.Slug, err)
+	}
+	return n, nil
+}
+
+type doctor struct {
+	name, title, specialty string
+	facility               int
+}
+
+var doctors = []doctor{
+	{"Dr. Elif Yılmaz", "Cardiologist", "cardiology", 0},
+	{"Dr. Mehmet Kaya", "Dermatologist", "dermatology", 0},
+	{"Dr. Zeynep Demir", "Family physician", "family", 0},
+	{"Dr. Sarah Miller", "Cardiologist", "cardiology", 1},
+	{"Dr. James Chen", "Dermatologist", "dermatology", 1},
+	{"Dr. Maria Garcia", "Family physician", "family", 1},
+}
+
+func build(o Options) Network {
+	s := o.Slug
+	n := Network{Tenant: models.Tenant{ID: id(s, "tenant", s), Slug: s, Name: o.Name}}
+	t := n.Tenant.ID
+	n.Facilities = []models.Facility{
+		{ID: id(s, "facility", "istanbul"), TenantID: t, Name: "Bosphorus Clinic", Address: "Barbaros Bulvarı 1, Beşiktaş", City: "Istanbul", Country: "TR", TimeZone: "Europe/Istanbul"},
+		{ID: id(s, "facility", "newyork"), TenantID: t, Name: "Hudson Clinic", Address: "350 Hudson St", City: "New York", Country: "US", TimeZone: "America/New_York"},
+	}
+	for _, sp := range [][2]string{{"cardiology", "Cardiology"}, {"dermatology", "Dermatology"}, {"family", "Family medicine"}} {
+		n.Specialties = append(n.Specialties, models.Specialty{ID: id(s, "specialty", sp[0]), TenantID: t, Code: sp[0], Name: sp[1]})
+	}
+	for _, d := range doctors {
+		n.Practitioners = append(n.Practitioners, models.Practitioner{ID: id(s, "practitioner", d.name), TenantID: t, DisplayName: d.name, Title: d.title})
+	}
+	spec := func(code string) *uuid.UUID { u := id(s, "specialty", code); return &u }
+	n.Types = []models.AppointmentType{
+		{ID: id(s, "type", "family-visit"), TenantID: t, SpecialtyID: spec("family"), Code: "family-visit", Name: "Family medicine visit",
+			DurationMinutes: 20, Mode: models.ModeInPerson, Currency: "USD", MinNoticeMin: 60, HorizonDays: 60},
+		{ID: id(s, "type", "cardiology-consult"), TenantID: t, SpecialtyID: spec("cardiology"), Code: "cardiology-consult", Name: "Cardiology consultation",
+			DurationMinutes: 30, Mode: models.ModeInPerson, PriceMinor: 12000, Currency: "USD", BufferAfterMin: 10, MinNoticeMin: 120, HorizonDays: 60},
+		{ID: id(s, "type", "dermatology-video"), TenantID: t, SpecialtyID: spec("dermatology"), Code: "dermatology-video", Name: "Dermatology video visit",
+			DurationMinutes: 15, Mode: models.ModeVideo, PriceMinor: 5000, Currency: "USD", MinNoticeMin: 30, HorizonDays: 30},
+	}
+	n.Patients = []models.Patient{
+		{ID: id(s, "patient", "ayse"), TenantID: t, GivenName: "Ayşe", FamilyName: "Öztürk", Phone: "+90 555 000 0001"},
+		{ID: id(s, "patient", "john"), TenantID: t, GivenName: "John", FamilyName: "Doe", Phone: "+1 212 555 0101"},
+	}
+	return n
+}
+
+func roles(s string, n Network) *[]models.PractitionerRole {
+	var out []models.PractitionerRole
+	for i, d := range doctors {
+		p := n.Practitioners[i]
+		out = append(out, models.PractitionerRole{ID: id(s, "role", d.name), TenantID: p.TenantID, PractitionerID: p.ID,
+			FacilityID: n.Facilities[d.facility].ID, SpecialtyID: id(s, "specialty", d.specialty), Active: true})
+	}
+	return &out
+}
+
+// rules gives every doctor weekday hours 09:00–17:00 with a lunch break,
+// and the family doctors Saturday mornings, valid for RuleDays from Now.
+// The rule IDs carry the start date, so seeding on a later day adds the
+// next month's rules beside the old ones instead of stretching them.
+func rules(o Options, n Network) *[]models.ScheduleRule {
+	from := time.Date(o.Now.Year(), o.Now.Month(), o.Now.Day(), 0, 0, 0, 0, time.UTC)
+	until := from.AddDate(0, 0, RuleDays)
+	var out []models.ScheduleRule
+	add := func(p models.Practitioner, f uuid.UUID, wd, start, end int, brk bool) {
+		key := fmt.Sprintf("%s/%s/%d/%d/%v", p.DisplayName, from.Format(time.DateOnly), wd, start, brk)
+		out = append(out, models.ScheduleRule{ID: id(o.Slug, "rule", key), TenantID: p.TenantID, PractitionerID: p.ID, FacilityID: f,
+			Weekday: wd, StartMinute: start, EndMinute: end, IsBreak: brk, ValidFrom: &from, ValidUntil: &until})
+	}
+	for i, d := range doctors {
+		p, f := n.Practitioners[i], n.Facilities[d.facility].ID
+		for wd := 1; wd <= 5; wd++ {
+			add(p, f, wd, 9*60, 17*60, false)
+			add(p, f, wd, 12*60, 13*60, true)
+		}
+		if d.specialty == "family" {
+			add(p, f, 6, 10*60, 14*60, false)
+		}
+	}
+	return &out
+}
+
+func users(s string, n Network, hash string) *[]models.User {
+	t := n.Tenant.ID
+	u := func(email string, role models.Role) models.User {
+		return models.User{ID: id(s, "user", email), TenantID: t, Email: email, PasswordHash: hash, Role: role}
+	}
+	var out []models.User
+	for i := range n.Patients {
+		email := []string{"ayse", "john"}[i] + "@" + s + ".carebook.test"
+		x := u(email, models.RolePatient)
+		x.PatientID = &n.Patients[i].ID
+		out = append(out, x)
+	}
+	for i := range doctors {
+		x := u(fmt.Sprintf("doctor%d@%s.carebook.test", i+1, s), models.RoleDoctor)
+		x.PractitionerID = &n.Practitioners[i].ID
+		out = append(out, x)
+	}
+	for i, f := range []string{"istanbul", "newyork"} {
+		x := u("staff."+f+"@"+s+".carebook.test", models.RoleStaff)
+		x.FacilityID = &n.Facilities[i].ID
+		out = append(out, x)
+	}
+	out = append(out, u("billing@"+s+".carebook.test", models.RoleBilling), u("admin@"+s+".carebook.test", models.RoleAdmin))
+	return &out
+}
+
+// Logins lists the seeded accounts of a tenant, for printing.
+func Logins(slug string) []Login {
+	d := "@" + slug + ".carebook.test"
+	out := []Login{
+		{"ayse" + d, models.RolePatient, "patient Ayşe Öztürk"},
+		{"john" + d, models.RolePatient, "patient John Doe"},
+	}
+	for i, doc := range doctors {
+		out = append(out, Login{fmt.Sprintf("doctor%d%s", i+1, d), models.RoleDoctor, doc.name + ", " + doc.title})
+	}
+	return append(out,
+		Login{"staff.istanbul" + d, models.RoleStaff, "front desk, Bosphorus Clinic (Istanbul)"},
+		Login{"staff.newyork" + d, models.RoleStaff, "front desk, Hudson Clinic (New York)"},
+		Login{"billing" + d, models.RoleBilling, "billing"},
+		Login{"admin" + d, models.RoleAdmin, "tenant admin"},
+	)
+}
