@@ -49,6 +49,9 @@ type appointment struct {
 	state   AppointmentState
 	changes int             // bumped on every change so the timer loop re-plans
 	done    map[string]bool // reminder keys sent or skipped
+	// cancelling counts cancels by signal still running. Signals are not
+	// update handlers, so finish waits for them itself.
+	cancelling int
 }
 
 func (a *appointment) register(ctx workflow.Context) error {
@@ -81,9 +84,11 @@ func (a *appointment) register(ctx workflow.Context) error {
 			if a.validateCancel(ctx, req) != nil {
 				continue
 			}
+			a.cancelling++
 			if _, err := a.cancel(ctx, req); err != nil {
 				workflow.GetLogger(ctx).Warn("cancel by signal failed", "appointmentID", a.in.AppointmentID, "error", err)
 			}
+			a.cancelling--
 		}
 	})
 	return nil
@@ -118,9 +123,10 @@ func (a *appointment) run(ctx workflow.Context) (AppointmentState, error) {
 	return a.finish(ctx)
 }
 
-// finish lets running handlers answer before the workflow completes.
+// finish lets running handlers answer, and a cancel by signal enqueue its
+// notification, before the workflow completes.
 func (a *appointment) finish(ctx workflow.Context) (AppointmentState, error) {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return a.cancelling == 0 && workflow.AllHandlersFinished(ctx) }); err != nil {
 		return a.state, err
 	}
 	return a.state, nil
@@ -140,7 +146,8 @@ func (a *appointment) next(now time.Time) (time.Time, func(workflow.Context)) {
 			a.done[key] = true
 			continue
 		}
-		return at, func(ctx workflow.Context) { a.remind(ctx, key, at) }
+		version := a.state.Version
+		return at, func(ctx workflow.Context) { a.remind(ctx, key, version, at) }
 	}
 	return a.state.EndsAt.Add(a.in.GracePeriod), a.close
 }
@@ -149,14 +156,16 @@ func reminderKey(lead time.Duration, version int) string {
 	return fmt.Sprintf("reminder-%s-v%d", lead, version)
 }
 
-func (a *appointment) remind(ctx workflow.Context, key string, at time.Time) {
+// remind sends the reminder planned as key for the given version at its time.
+func (a *appointment) remind(ctx workflow.Context, key string, version int, at time.Time) {
 	if err := a.mu.Lock(ctx); err != nil {
 		return
 	}
 	defer a.mu.Unlock()
 	// The lock may have waited for a reschedule or a cancel; a reminder of
-	// an older version or of a closed visit is dropped.
-	if a.done[key] || terminal(a.state.Status) {
+	// an older version or of a closed visit is dropped, and the timer loop
+	// plans the new version's reminders.
+	if version != a.state.Version || a.done[key] || terminal(a.state.Status) {
 		return
 	}
 	a.done[key] = true
@@ -169,7 +178,9 @@ func (a *appointment) close(ctx workflow.Context) {
 		return
 	}
 	defer a.mu.Unlock()
-	if terminal(a.state.Status) {
+	// The lock may have waited for a reschedule that moved the end; the
+	// timer loop then plans the close again for the new end.
+	if terminal(a.state.Status) || workflow.Now(ctx).Before(a.state.EndsAt.Add(a.in.GracePeriod)) {
 		return
 	}
 	var st AppointmentState

@@ -1,0 +1,42 @@
+# go.temporal.io/server needs Go >= 1.26.10; the module proxy serves this
+# toolchain, and the go command fetches it on first use.
+export GOTOOLCHAIN := go1.27.3
+
+GO ?= go
+# workflowcheck is Temporal's determinism linter for workflow code.
+WORKFLOWCHECK_VERSION ?= v0.6.0
+
+.PHONY: dev build test vet fmt-check lint services bench clean
+
+## dev: build and run the whole product with demo data (needs Postgres and Redis)
+dev: build
+	./bin/carebook dev
+
+build:
+	$(GO) build -o bin/carebook ./cmd/carebook
+
+## test: gofmt check, go vet, and every test against the local Postgres and Redis
+test: services fmt-check vet
+	$(GO) test -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out="$$(gofmt -l $$(find . -name '*.go' -not -path './.data/*'))"; \
+	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+
+## lint: vet, gofmt, and workflowcheck over the workflows
+lint: vet fmt-check
+	$(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+	"$$($(GO) env GOPATH)/bin/workflowcheck" ./workflows/...
+
+services:
+	./.ci/services
+
+## bench: load run against a running `make dev` (see README)
+bench:
+	$(GO) run ./bench
+
+clean:
+	rm -rf bin

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// Config is every setting of the carebook binary. FromEnv reads it; the
+// defaults are the local services of a developer's machine. The README's
+// configuration table lists the same variables.
+type Config struct {
+	DatabaseURL       string // CAREBOOK_DATABASE_URL: the application role (RLS binds it)
+	AdminDatabaseURL  string // CAREBOOK_ADMIN_DATABASE_URL: the owner, for migrate, seed and dev
+	RedisURL          string // CAREBOOK_REDIS_URL
+	TemporalAddress   string // CAREBOOK_TEMPORAL_ADDRESS: host:port of the frontend (api, worker)
+	TemporalNamespace string // CAREBOOK_TEMPORAL_NAMESPACE
+	TemporalUIURL     string // CAREBOOK_TEMPORAL_UI_URL: for deep links from the api
+	HTTPAddr          string // CAREBOOK_HTTP_ADDR: where the api listens
+	JWTKey            []byte // CAREBOOK_JWT_KEY: hex, at least 32 bytes; dev makes one
+	DataDir           string // CAREBOOK_DATA_DIR: dev's Temporal SQLite file and signing key
+	TemporalPort      int    // CAREBOOK_TEMPORAL_PORT: dev's embedded frontend
+	TemporalUIPort    int    // CAREBOOK_TEMPORAL_UI_PORT: dev's embedded web UI
+	DemoTenant        string // CAREBOOK_DEMO_TENANT: the slug dev and seed use
+	LogLevel          string // CAREBOOK_LOG_LEVEL: debug, info, warn, error
+}
+
+// FromEnv reads the configuration from the environment.
+func FromEnv() (Config, error) {
+	c := Config{
+		DatabaseURL:       env("CAREBOOK_DATABASE_URL", "postgres://carebook_app@127.0.0.1:5432/carebook?sslmode=disable"),
+		AdminDatabaseURL:  env("CAREBOOK_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/carebook?sslmode=disable"),
+		RedisURL:          env("CAREBOOK_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		TemporalAddress:   env("CAREBOOK_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: env("CAREBOOK_TEMPORAL_NAMESPACE", "default"),
+		TemporalUIURL:     env("CAREBOOK_TEMPORAL_UI_URL", ""),
+		HTTPAddr:          env("CAREBOOK_HTTP_ADDR", "127.0.0.1:8080"),
+		DataDir:           env("CAREBOOK_DATA_DIR", ".data"),
+		DemoTenant:        env("CAREBOOK_DEMO_TENANT", "demo"),
+		LogLevel:          env("CAREBOOK_LOG_LEVEL", "info"),
+	}
+	var err error
+	if c.TemporalPort, err = envInt("CAREBOOK_TEMPORAL_PORT", 7233); err != nil {
+		return c, err
+	}
+	if c.TemporalUIPort, err = envInt("CAREBOOK_TEMPORAL_UI_PORT", 8233); err != nil {
+		return c, err
+	}
+	if v := os.Getenv("CAREBOOK_JWT_KEY"); v != "" {
+		if c.JWTKey, err = hex.DecodeString(v); err != nil || len(c.JWTKey) < 32 {
+			return c, fmt.Errorf("CAREBOOK_JWT_KEY must be at least 32 bytes in hex (64 hex digits)")
+		}
+	}
+	return c, nil
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s must be a number: %w", name, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,61 @@
+// Command carebook is the whole product in one binary:
+//
+//	carebook dev      everything in one process, with an embedded Temporal
+//	                  server and web UI, migrated and seeded (for a laptop)
+//	carebook api      the REST API, against an external Temporal
+//	carebook worker   the Temporal workers
+//	carebook migrate  apply database migrations
+//	carebook seed     write the demo network
+//
+// Configuration comes from the environment; see Config and the README.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed")
+		os.Exit(2)
+	}
+	cfg, err := FromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "carebook:", err)
+		os.Exit(2)
+	}
+	logger := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	commands := map[string]func(context.Context, Config, *slog.Logger) error{
+		"dev":     runDev,
+		"api":     runAPI,
+		"worker":  runWorker,
+		"migrate": runMigrate,
+		"seed":    runSeed,
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate or seed\n", os.Args[1])
+		os.Exit(2)
+	}
+	if err := cmd(ctx, cfg, logger); err != nil {
+		logger.Error("carebook "+os.Args[1]+" failed", "error", err)
+		fmt.Fprintln(os.Stderr, "carebook:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

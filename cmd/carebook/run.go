@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"gorm.io/gorm"
+
+	"github.com/carebook/carebook/activities"
+	"github.com/carebook/carebook/api"
+	"github.com/carebook/carebook/models"
+	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/workers"
+)
+
+// How to start each local service, for the error that says it is down.
+const (
+	startPostgres = "start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+	startRedis    = "start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no"
+)
+
+// runMigrate applies the migrations with the owner connection.
+func runMigrate(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	v, err := models.Migrate(ctx, cfg.AdminDatabaseURL)
+	if err != nil {
+		return err
+	}
+	logger.Info("database migrated", "version", v)
+	return nil
+}
+
+// runSeed writes the demo network.
+func runSeed(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	_, err := seed(ctx, cfg)
+	if err == nil {
+		logger.Info("demo network seeded", "tenant", cfg.DemoTenant)
+	}
+	return err
+}
+
+func seed(ctx context.Context, cfg Config) (demo.Network, error) {
+	db, err := models.Open(cfg.AdminDatabaseURL)
+	if err != nil {
+		return demo.Network{}, err
+	}
+	defer closeDB(db)
+	return demo.Seed(ctx, db, demo.Options{
+		Slug: cfg.DemoTenant, Name: "Anatolia & Hudson Health", Now: time.Now(), HashPassword: api.HashPassword,
+	})
+}
+
+// runWorker runs the Temporal workers until ctx ends.
+func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	db, err := openApp(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	return serveWorker(ctx, tc, db)
+}
+
+func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB) error {
+	w := workers.New(tc, workers.Deps{Appointments: &activities.Appointments{DB: db}})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
+
+// runAPI serves the REST API until ctx ends.
+func runAPI(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if len(cfg.JWTKey) == 0 {
+		return errors.New("CAREBOOK_JWT_KEY is required for carebook api (64 hex digits; carebook dev makes its own)")
+	}
+	db, err := openApp(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	rdb, err := dialRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	return serveAPI(ctx, ln, cfg, logger, db, rdb, tc)
+}
+
+func serveAPI(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger, db *gorm.DB, rdb *redis.Client, tc client.Client) error {
+	tokens, err := api.NewTokens(cfg.JWTKey, nil)
+	if err != nil {
+		return err
+	}
+	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens,
+		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace}
+	h, err := s.Router()
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	// Requests wait on workflows for up to 20 s; give them that to finish.
+	shutdown, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// openApp connects as the application role and checks Postgres answers.
+func openApp(ctx context.Context, cfg Config) (*gorm.DB, error) {
+	if err := pingPostgres(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	return models.Open(cfg.DatabaseURL)
+}
+
+func closeDB(db *gorm.DB) {
+	if s, err := db.DB(); err == nil {
+		s.Close()
+	}
+}
+
+// pingPostgres fails with a message that names the service and how to start
+// it, instead of a driver error deep in start-up.
+func pingPostgres(ctx context.Context, dsn string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("postgres is not reachable at %s (%s): %w", hostOf(dsn), startPostgres, err)
+	}
+	return conn.Close(ctx)
+}
+
+func dialRedis(ctx context.Context, rawURL string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("CAREBOOK_REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis is not reachable at %s (%s): %w", opts.Addr, startRedis, err)
+	}
+	return rdb, nil
+}
+
+func dialTemporal(ctx context.Context, addr, namespace string, logger *slog.Logger) (client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, client.Options{
+		HostPort:  addr,
+		Namespace: namespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-client")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("temporal is not reachable at %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+func hostOf(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Host
+}
+
+// jwtKey returns the configured signing key, or dev's own kept in the data
+// folder so that tokens survive a restart.
+func jwtKey(cfg Config) ([]byte, error) {
+	if len(cfg.JWTKey) > 0 {
+		return cfg.JWTKey, nil
+	}
+	path := filepath.Join(cfg.DataDir, "jwt.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return hex.DecodeString(strings.TrimSpace(string(b)))
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	return key, nil
+}

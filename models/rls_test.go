@@ -1,0 +1,120 @@
+package models_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/carebook/carebook/models"
+	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/models/modelstest"
+)
+
+// tenantTables are every table that carries tenant_id.
+var tenantTables = []string{
+	"facilities", "specialties", "practitioners", "practitioner_roles", "patients", "users",
+	"appointment_types", "schedule_rules", "schedule_exceptions", "appointments",
+	"idempotency_keys", "notification_outbox",
+}
+
+func seedTwo(t *testing.T) (db modelstest.DB, app *gorm.DB, a, b demo.Network) {
+	t.Helper()
+	db = modelstest.New(t)
+	admin, err := models.Open(db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := func(string) (string, error) { return "not-a-real-hash", nil }
+	ctx := context.Background()
+	if a, err = demo.Seed(ctx, admin, demo.Options{Slug: "alpha", Name: "Alpha", Now: time.Now(), HashPassword: hash}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = demo.Seed(ctx, admin, demo.Options{Slug: "bravo", Name: "Bravo", Now: time.Now(), HashPassword: hash}); err != nil {
+		t.Fatal(err)
+	}
+	if app, err = models.Open(db.AppDSN); err != nil {
+		t.Fatal(err)
+	}
+	return db, app, a, b
+}
+
+// TestRowLevelSecurityScopesUnfilteredQueries runs queries that forget the
+// tenant filter, as the application role, and sees only the tenant of the
+// transaction; with no tenant set it sees nothing at all.
+func TestRowLevelSecurityScopesUnfilteredQueries(t *testing.T) {
+	_, app, a, b := seedTwo(t)
+	ctx := context.Background()
+	for _, table := range tenantTables {
+		var foreign, none int64
+		err := models.InTenant(ctx, app, a.Tenant.ID, func(tx *gorm.DB) error {
+			return tx.Raw("SELECT count(*) FROM "+table+" WHERE tenant_id <> ?", a.Tenant.ID).Scan(&foreign).Error
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if foreign != 0 {
+			t.Errorf("%s: tenant alpha's transaction sees %d rows of other tenants", table, foreign)
+		}
+		if err := app.Raw("SELECT count(*) FROM " + table).Scan(&none).Error; err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if none != 0 {
+			t.Errorf("%s: a query outside any tenant transaction sees %d rows", table, none)
+		}
+	}
+	// Each tenant sees exactly its own practitioners.
+	for _, n := range []demo.Network{a, b} {
+		var ids []uuid.UUID
+		err := models.InTenant(ctx, app, n.Tenant.ID, func(tx *gorm.DB) error {
+			return tx.Raw("SELECT id FROM practitioners").Scan(&ids).Error
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != len(n.Practitioners) {
+			t.Errorf("tenant %s sees %d practitioners, want %d", n.Tenant.Slug, len(ids), len(n.Practitioners))
+		}
+	}
+	// The setting is transaction-local: the pooled connection does not keep it.
+	var after int64
+	if err := app.Raw("SELECT count(*) FROM practitioners").Scan(&after).Error; err != nil || after != 0 {
+		t.Fatalf("after a tenant transaction: %d rows, %v", after, err)
+	}
+}
+
+// TestRowLevelSecurityRefusesForeignWrites inserts and updates across the
+// tenant line and is refused or affects nothing.
+func TestRowLevelSecurityRefusesForeignWrites(t *testing.T) {
+	_, app, a, b := seedTwo(t)
+	ctx := context.Background()
+	err := models.InTenant(ctx, app, a.Tenant.ID, func(tx *gorm.DB) error {
+		return tx.Create(&models.Specialty{ID: uuid.New(), TenantID: b.Tenant.ID, Code: "x", Name: "x"}).Error
+	})
+	if err == nil {
+		t.Fatal("inserting a row of tenant bravo inside tenant alpha's transaction succeeded")
+	}
+	var affected int64
+	err = models.InTenant(ctx, app, a.Tenant.ID, func(tx *gorm.DB) error {
+		res := tx.Exec("UPDATE practitioners SET title = 'hacked' WHERE id = ?", b.Practitioners[0].ID)
+		affected = res.RowsAffected
+		return res.Error
+	})
+	if err != nil || affected != 0 {
+		t.Fatalf("cross-tenant update: affected %d, err %v", affected, err)
+	}
+}
+
+// TestAppRoleCannotBypassRLS checks the role the product connects as.
+func TestAppRoleCannotBypassRLS(t *testing.T) {
+	_, app, _, _ := seedTwo(t)
+	var super, bypass bool
+	if err := app.Raw("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").Row().Scan(&super, &bypass); err != nil {
+		t.Fatal(err)
+	}
+	if super || bypass {
+		t.Fatalf("application role: superuser=%v bypassrls=%v", super, bypass)
+	}
+}
