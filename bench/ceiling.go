@@ -40,17 +40,46 @@ const (
 func noopWorkflow(ctx workflow.Context) error { return nil }
 
 // ceiling is one measured upper bound.
+//
+// Its rates count only what completed within the window, divided by the
+// window: an attempt still running at the deadline is finished and counted
+// in the outcomes, but the time it takes to finish is not part of the
+// window, so one stuck attempt cannot drag the rate down with idle time.
 type ceiling struct {
-	elapsed time.Duration
-	lat     latencies
-	ok      int // workflow runs completed, inserts accepted
-	refused int // inserts refused by the constraint
-	failed  int // errors of any other kind
-	firstErr error
+	window     time.Duration // the measured window
+	elapsed    time.Duration // until the last attempt finished
+	lat        latencies
+	ok         int // workflow runs completed, inserts accepted
+	refused    int // inserts refused by the constraint
+	deadlocked int // inserts aborted as deadlocked (see errDeadlock)
+	failed     int // errors of any other kind
+	firstErr   error
+
+	attemptsInWindow int // attempts that completed within the window
+	okInWindow       int // of those, the ones that succeeded
 }
+
+// The outcomes of an attempt that are answers, not failures.
+var (
+	// errRefused is an insert the exclusion constraint refused.
+	errRefused = errors.New("refused by the exclusion constraint")
+	// errDeadlock is an insert Postgres aborted as deadlocked. Two inserts
+	// of overlapping ranges at the same moment each find the other's
+	// uncommitted row in the index and wait for the other's transaction;
+	// Postgres notices only after deadlock_timeout (1 s by default) and
+	// aborts one. That is how the constraint settles such a race, so it is
+	// counted apart from failures; the waiting shows in the latency tail.
+	errDeadlock = errors.New("deadlock detected")
+)
 
 // attempts is every timed operation, whatever its outcome.
 func (c ceiling) attempts() int { return c.lat.n }
+
+// attemptRate is attempts per second of the window, whatever their outcome.
+func (c ceiling) attemptRate() float64 { return perSecond(c.attemptsInWindow, c.window) }
+
+// okRate is successes per second of the window.
+func (c ceiling) okRate() float64 { return perSecond(c.okInWindow, c.window) }
 
 // temporalCeiling runs the trivial workflow with the given number of
 // concurrent starters for d, each starting a run and waiting for its
@@ -99,8 +128,8 @@ func temporalCeiling(ctx context.Context, hostPort, namespace, runID string, sta
 		return ceiling{}, fmt.Errorf("warm-up workflow: %w", err)
 	}
 
-	return measure(ctx, starters, d, func(i, n int) (bool, error) {
-		return false, roundTrip(fmt.Sprintf("bench-ceiling-%s-%d-%d", runID, i, n))
+	return measure(ctx, starters, d, func(i, n int) error {
+		return roundTrip(fmt.Sprintf("bench-ceiling-%s-%d-%d", runID, i, n))
 	}), nil
 }
 
@@ -153,7 +182,7 @@ CREATE TABLE %s (
 		rngs[i] = rand.New(rand.NewPCG(seed, uint64(i)))
 	}
 
-	return measure(ctx, conns, d, func(i, n int) (bool, error) {
+	return measure(ctx, conns, d, func(i, n int) error {
 		// A hot insert is a 30-minute range at one of eight quarter-hour
 		// starts of one of four keys: most of them overlap a range already
 		// there. Any other insert has a key of its own connection and a
@@ -164,23 +193,22 @@ CREATE TABLE %s (
 		}
 		_, err := workers[i].Exec(ctx, insert, k, start, start.Add(30*time.Minute))
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23P01" { // exclusion_violation
-			return true, nil
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "23P01": // exclusion_violation
+			return errRefused
+		case errors.As(err, &pgErr) && pgErr.Code == "40P01": // deadlock_detected
+			return errDeadlock
 		}
-		return false, err
+		return err
 	}), nil
 }
 
 // measure runs op from workers goroutines, each in a loop, for d. op gets
-// its worker's index and a per-worker sequence number and says whether the
-// attempt was refused (a normal outcome) or failed.
-func measure(ctx context.Context, workers int, d time.Duration, op func(i, n int) (refused bool, err error)) ceiling {
-	type tally struct {
-		lat                 []time.Duration
-		ok, refused, failed int
-		firstErr            error
-	}
-	tallies := make([]tally, workers)
+// its worker's index and a per-worker sequence number, and returns nil,
+// errRefused, errDeadlock or a failure.
+func measure(ctx context.Context, workers int, d time.Duration, op func(i, n int) error) ceiling {
+	tallies := make([]ceiling, workers)
+	lats := make([][]time.Duration, workers)
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -189,30 +217,43 @@ func measure(ctx context.Context, workers int, d time.Duration, op func(i, n int
 			t := &tallies[i]
 			for n := 0; ctx.Err() == nil && time.Now().Before(deadline); n++ {
 				t0 := time.Now()
-				refused, err := op(i, n)
-				t.lat = append(t.lat, time.Since(t0))
+				err := op(i, n)
+				done := time.Now()
+				lats[i] = append(lats[i], done.Sub(t0))
+				inWindow := done.Before(deadline)
+				if inWindow {
+					t.attemptsInWindow++
+				}
 				switch {
-				case err != nil:
+				case err == nil:
+					t.ok++
+					if inWindow {
+						t.okInWindow++
+					}
+				case errors.Is(err, errRefused):
+					t.refused++
+				case errors.Is(err, errDeadlock):
+					t.deadlocked++
+				default:
 					t.failed++
 					if t.firstErr == nil {
 						t.firstErr = err
 					}
-				case refused:
-					t.refused++
-				default:
-					t.ok++
 				}
 			}
 		})
 	}
 	wg.Wait()
-	c := ceiling{elapsed: time.Since(start)}
+	c := ceiling{window: d, elapsed: time.Since(start)}
 	var all []time.Duration
-	for _, t := range tallies {
-		all = append(all, t.lat...)
+	for i, t := range tallies {
+		all = append(all, lats[i]...)
 		c.ok += t.ok
 		c.refused += t.refused
+		c.deadlocked += t.deadlocked
 		c.failed += t.failed
+		c.attemptsInWindow += t.attemptsInWindow
+		c.okInWindow += t.okInWindow
 		if c.firstErr == nil {
 			c.firstErr = t.firstErr
 		}

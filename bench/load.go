@@ -58,12 +58,20 @@ type loadConfig struct {
 
 // loadResult is what the load phase measured, merged over the clients.
 type loadResult struct {
+	// window is the measured window: -duration, or less when -bookings
+	// ended the run sooner. elapsed runs on until the last journey begun
+	// in the window has finished.
+	window   time.Duration
 	elapsed  time.Duration
 	ops      map[string]*opStats
 	attempts int // booking requests sent
 	booked   int // 201s
-	hotPicks int // bookings aimed at the shared pool
-	hotWon   int // of those, 201s
+	// bookedInWindow counts the 201s that came within the window; the
+	// bookings rate is that over the window, the same rule as the
+	// ceilings' rates.
+	bookedInWindow int
+	hotPicks       int // bookings aimed at the shared pool
+	hotWon         int // of those, 201s
 	// cancelled counts 200s to cancels; the unknown counts are requests
 	// whose outcome the bench cannot know (5xx or no answer), which the
 	// database check allows for.
@@ -169,41 +177,43 @@ type loadClient struct {
 	failures *failureLog
 	rng      *rand.Rand
 
-	ops   map[string]*opStats
-	owned []string // IDs of its appointments still booked
+	deadline time.Time
+	ops      map[string]*opStats
+	owned    []string // IDs of its appointments still booked
 
-	attempts, booked, hotPicks, hotWon, cancelled int
-	unknownBooks, unknownCancels                  int
+	attempts, booked, bookedInWindow, hotPicks, hotWon, cancelled int
+	unknownBooks, unknownCancels                                  int
 }
 
-// runLoad signs nothing up itself: it runs one client per patient until
-// the duration ends or the booking budget is spent, and merges what they
-// saw. A journey that has begun is finished, so requests are never cut
-// off by the deadline; the elapsed time includes that tail.
+// runLoad runs one client per patient until the duration ends or the
+// booking budget is spent, and merges what they saw. A journey that has
+// begun is finished, so no request is cut off by the deadline; the elapsed
+// time includes that tail.
 func runLoad(ctx context.Context, api *apiClient, cfg loadConfig, patients []patient, offers []offer) loadResult {
 	pool := &hotPool{}
 	b := &budget{limit: int64(cfg.bookings)}
 	failures := &failureLog{}
 	seed := uint64(time.Now().UnixNano())
+	start := time.Now()
 	clients := make([]*loadClient, len(patients))
 	for i, p := range patients {
 		clients[i] = &loadClient{
 			id: i, api: api, pat: p, offers: offers, cfg: cfg,
 			pool: pool, budget: b, failures: failures,
-			rng: rand.New(rand.NewPCG(seed, uint64(i))),
-			ops: map[string]*opStats{},
+			rng:      rand.New(rand.NewPCG(seed, uint64(i))),
+			deadline: start.Add(cfg.duration),
+			ops:      map[string]*opStats{},
 		}
 	}
 
-	start := time.Now()
-	deadline := start.Add(cfg.duration)
 	var wg sync.WaitGroup
 	for _, c := range clients {
-		wg.Go(func() { c.run(ctx, deadline) })
+		wg.Go(func() { c.run(ctx) })
 	}
 	wg.Wait()
 
-	res := loadResult{elapsed: time.Since(start), ops: map[string]*opStats{}, clients: clients}
+	elapsed := time.Since(start)
+	res := loadResult{window: min(cfg.duration, elapsed), elapsed: elapsed, ops: map[string]*opStats{}, clients: clients}
 	for _, name := range opNames {
 		res.ops[name] = newOpStats()
 	}
@@ -213,6 +223,7 @@ func runLoad(ctx context.Context, api *apiClient, cfg loadConfig, patients []pat
 		}
 		res.attempts += c.attempts
 		res.booked += c.booked
+		res.bookedInWindow += c.bookedInWindow
 		res.hotPicks += c.hotPicks
 		res.hotWon += c.hotWon
 		res.cancelled += c.cancelled
@@ -223,8 +234,8 @@ func runLoad(ctx context.Context, api *apiClient, cfg loadConfig, patients []pat
 	return res
 }
 
-func (c *loadClient) run(ctx context.Context, deadline time.Time) {
-	for ctx.Err() == nil && time.Now().Before(deadline) {
+func (c *loadClient) run(ctx context.Context) {
+	for ctx.Err() == nil && time.Now().Before(c.deadline) {
 		o := &c.offers[c.rng.IntN(len(c.offers))]
 		free := c.fetchSlots(ctx, o)
 		s, hot, ok := c.choose(free)
@@ -339,6 +350,9 @@ func (c *loadClient) book(ctx context.Context, s slot, hot bool) bool {
 			c.owned = append(c.owned, appt.ID)
 		}
 		c.booked++
+		if time.Now().Before(c.deadline) {
+			c.bookedInWindow++
+		}
 		if hot {
 			c.hotWon++
 		}
@@ -352,11 +366,12 @@ func (c *loadClient) book(ctx context.Context, s slot, hot bool) bool {
 	return false
 }
 
-// cancelOne cancels a random one of the client's bookings. counted says
-// whether the request belongs in the measurements (the cleanup's do not).
-func (c *loadClient) cancelOne(ctx context.Context, reason string, counted bool) {
+// cancelOne cancels a random one of the client's bookings and reports
+// whether the API said it did. counted says whether the request belongs in
+// the measurements (the cleanup's do not).
+func (c *loadClient) cancelOne(ctx context.Context, reason string, counted bool) bool {
 	if len(c.owned) == 0 {
-		return
+		return false
 	}
 	i := c.rng.IntN(len(c.owned))
 	id := c.owned[i]
@@ -366,7 +381,7 @@ func (c *loadClient) cancelOne(ctx context.Context, reason string, counted bool)
 	path := "/v1/appointments/" + id + "/cancel"
 	a := c.api.do(ctx, http.MethodPost, path, c.pat.token, map[string]string{"reason": reason}, nil)
 	if !counted {
-		return
+		return a.status == http.StatusOK
 	}
 	c.record(opCancel, "POST "+path, a, http.StatusOK)
 	switch {
@@ -377,6 +392,7 @@ func (c *loadClient) cancelOne(ctx context.Context, reason string, counted bool)
 		c.unknownCancels++
 		c.owned = append(c.owned, id)
 	}
+	return a.status == http.StatusOK
 }
 
 // list reads the client's own appointments.
@@ -386,18 +402,22 @@ func (c *loadClient) list(ctx context.Context) {
 }
 
 // cleanup cancels every booking the load left booked, so repeated runs do
-// not fill the demo calendar. It runs after the measurements and the
-// database check, and is not measured.
-func cleanup(ctx context.Context, clients []*loadClient) (left int) {
+// not fill the demo calendar, and returns how many there were and how many
+// the API cancelled. It runs after the load and the database check, and is
+// not measured. Each booking is tried once.
+func cleanup(ctx context.Context, clients []*loadClient) (left, cancelled int) {
 	var wg sync.WaitGroup
+	var n atomic.Int64
 	for _, c := range clients {
 		left += len(c.owned)
 		wg.Go(func() {
 			for len(c.owned) > 0 && ctx.Err() == nil {
-				c.cancelOne(ctx, "bench cleanup", false)
+				if c.cancelOne(ctx, "bench cleanup", false) {
+					n.Add(1)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	return left
+	return left, int(n.Load())
 }

@@ -15,12 +15,12 @@ import (
 type outcome int
 
 const (
-	outOK    outcome = iota // 2xx: 200 for reads and cancel, 201 for book
-	out409                  // conflict: slot taken, patient busy
-	out422                  // not a bookable slot
-	out5xx                  // server error
-	outOther                // any other status (400, 401, 404, 429...)
-	outNoAnswer             // no HTTP answer: connection error or timeout
+	outOK       outcome = iota // 2xx: 200 for reads and cancel, 201 for book
+	out409                     // conflict: slot taken, patient busy
+	out422                     // not a bookable slot
+	out5xx                     // server error
+	outOther                   // any other status (400, 401, 404, 429...)
+	outNoAnswer                // no HTTP answer: connection error or timeout
 	numOutcomes
 )
 
@@ -77,15 +77,19 @@ func (s *opStats) merge(o *opStats) {
 
 // latencies is a latency distribution reduced to the figures we print.
 type latencies struct {
-	n             int
-	p50, p95, p99 time.Duration
+	n                  int
+	p50, p95, p99, max time.Duration
 }
 
 // summarize sorts a copy of lat and reads its percentiles.
 func summarize(lat []time.Duration) latencies {
 	s := slices.Clone(lat)
 	slices.Sort(s)
-	return latencies{n: len(s), p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99)}
+	l := latencies{n: len(s), p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99)}
+	if len(s) > 0 {
+		l.max = s[len(s)-1]
+	}
+	return l
 }
 
 // percentile returns the nearest-rank percentile p of sorted, or zero for
