@@ -107,14 +107,17 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 			return err
 		}
 		day := slots.DateOf(start)
-		o, err = loadOffer(tx, practitionerID, facilityID, typeID, day.AddDays(-1), day.AddDays(2), now, uuid.Nil)
+		// The check leaves out this very appointment: a retry whose first
+		// attempt booked it (then crashed before answering) must reach the
+		// workflow and get that first outcome, not be told it is taken.
+		o, err = loadOffer(tx, practitionerID, facilityID, typeID, day.AddDays(-1), day.AddDays(2), now, apptID)
 		if err != nil {
 			return err
 		}
 		if p.Role == models.RoleStaff && o.Facility.ID != p.FacilityID {
 			return forbidden()
 		}
-		return slotProblem(tx, o, start, now)
+		return slotProblem(tx, o, patientID, start, now)
 	})
 	if err != nil {
 		return err
@@ -144,7 +147,7 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 		return err
 	}
 	if res.Outcome != workflows.OutcomeBooked {
-		return s.takenProblem(c, o, start, res.Conflict)
+		return s.takenProblem(c, o, patientID, start, res.Conflict)
 	}
 	view, err := s.viewAppointment(c, apptID)
 	if err != nil {
@@ -185,13 +188,13 @@ func resolvePatient(tx *gorm.DB, p Principal, requested string) (uuid.UUID, stri
 // slotProblem recomputes availability for start: nil when it is a free
 // slot, 422 when it can never be one, 409 with alternatives when it is
 // taken.
-func slotProblem(tx *gorm.DB, o offer, start, now time.Time) error {
+func slotProblem(tx *gorm.DB, o offer, patientID uuid.UUID, start, now time.Time) error {
 	err := slots.Check(o.Request, start)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, slots.ErrBusy):
-		next, nerr := nextFreeSlots(tx, o, start, now, 5)
+		next, nerr := nextFreeSlots(tx, o, patientID, start, now, 5)
 		if nerr != nil {
 			return nerr
 		}
@@ -208,11 +211,11 @@ func slotProblem(tx *gorm.DB, o offer, start, now time.Time) error {
 	return internal(err)
 }
 
-func (s *Server) takenProblem(c *gin.Context, o offer, start time.Time, who workflows.Conflict) error {
+func (s *Server) takenProblem(c *gin.Context, o offer, patientID uuid.UUID, start time.Time, who workflows.Conflict) error {
 	var next []slotView
 	err := s.inTenant(c, func(tx *gorm.DB) error {
 		var err error
-		next, err = nextFreeSlots(tx, o, start, s.Now(), 5)
+		next, err = nextFreeSlots(tx, o, patientID, start, s.Now(), 5)
 		return err
 	})
 	if err != nil {
@@ -263,6 +266,10 @@ func workflowProblem(err error) error {
 		case workflows.ErrTypeCheckInWindow:
 			return conflict("check-in-closed", "Check-in opens two hours before the start and closes after the visit.")
 		case workflows.ErrTypeSlotTaken:
+			var who workflows.Conflict
+			if appErr.HasDetails() && appErr.Details(&who) == nil && who == workflows.ConflictPatient {
+				return conflict("patient-busy", "You already have an appointment at that time.")
+			}
 			return conflict("slot-taken", "That time was just booked by someone else.")
 		case workflows.ErrTypeVersionChanged:
 			return conflict("changed-meanwhile", "The appointment changed meanwhile; reload it and try again.")
@@ -453,7 +460,21 @@ func (s *Server) cancelAppointment(c *gin.Context) error {
 	if p.Role == models.RolePatient && !s.Now().Before(appt.Start) {
 		return conflict("too-late-to-cancel", "A visit that has started cannot be cancelled online; contact the clinic.")
 	}
-	return s.update(c, appt.ID, workflows.UpdateCancel, workflows.CancelRequest{Reason: req.Reason, By: string(p.Role), UserID: p.UserID.String()})
+	// The person's words may say something about their health, and
+	// workflow histories are readable by operators, so the workflow gets a
+	// reason code and the text goes straight to the row.
+	code := "requested-by-" + string(p.Role)
+	if err := s.update(c, appt.ID, workflows.UpdateCancel, workflows.CancelRequest{Reason: code, By: string(p.Role), UserID: p.UserID.String()}); err != nil {
+		return err
+	}
+	err = s.inTenant(c, func(tx *gorm.DB) error {
+		return tx.Model(&models.Appointment{}).Where("id = ? AND status = ?", appt.ID, models.StatusCancelled).
+			Update("cancel_reason", req.Reason).Error
+	})
+	if err != nil {
+		return internal(err)
+	}
+	return s.respondAppointment(c, appt.ID)
 }
 
 type rescheduleRequest struct {
@@ -472,10 +493,18 @@ func (s *Server) rescheduleAppointment(c *gin.Context) error {
 		return invalid("missing-start", "start is required, as an RFC 3339 instant.")
 	}
 	start := req.Start.UTC()
+	p := principal(c)
 	appt, err := s.openAppointment(c)
 	if err != nil {
 		return err
 	}
+	if start.Equal(appt.Start) {
+		return invalid("unchanged", "The appointment already starts then.")
+	}
+	if p.Role == models.RolePatient && !s.Now().Before(appt.Start) {
+		return conflict("too-late-to-reschedule", "A visit that has started cannot be moved online; contact the clinic.")
+	}
+	patientID := uuid.MustParse(appt.PatientID)
 	var o offer
 	err = s.inTenant(c, func(tx *gorm.DB) error {
 		day := slots.DateOf(start)
@@ -485,17 +514,31 @@ func (s *Server) rescheduleAppointment(c *gin.Context) error {
 		if err != nil {
 			return err
 		}
-		return slotProblem(tx, o, start, s.Now())
+		return slotProblem(tx, o, patientID, start, s.Now())
 	})
 	if err != nil {
 		return err
 	}
 	visit := o.Request.Blocked(start)
-	return s.update(c, appt.ID, workflows.UpdateReschedule, workflows.RescheduleRequest{
+	err = s.update(c, appt.ID, workflows.UpdateReschedule, workflows.RescheduleRequest{
 		StartsAt: start, EndsAt: start.Add(o.Request.Duration),
 		BlockedFrom: visit.Start, BlockedUntil: visit.End,
-		UserID: principal(c).UserID.String(),
+		UserID: p.UserID.String(),
 	})
+	var taken *Problem
+	if errors.As(err, &taken) && (taken.Type == "slot-taken" || taken.Type == "patient-busy") {
+		// The constraint refused the new time after the check passed: a
+		// race. Answer like a booking does, with times that are free now.
+		who := workflows.ConflictPractitioner
+		if taken.Type == "patient-busy" {
+			who = workflows.ConflictPatient
+		}
+		return s.takenProblem(c, o, patientID, start, who)
+	}
+	if err != nil {
+		return err
+	}
+	return s.respondAppointment(c, appt.ID)
 }
 
 // checkInAppointment handles POST /v1/appointments/{id}/check-in (staff).
@@ -504,7 +547,10 @@ func (s *Server) checkInAppointment(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.update(c, appt.ID, workflows.UpdateCheckIn, workflows.CheckInRequest{UserID: principal(c).UserID.String()})
+	if err := s.update(c, appt.ID, workflows.UpdateCheckIn, workflows.CheckInRequest{UserID: principal(c).UserID.String()}); err != nil {
+		return err
+	}
+	return s.respondAppointment(c, appt.ID)
 }
 
 // openAppointment reads the :id appointment the caller may see.
@@ -516,8 +562,8 @@ func (s *Server) openAppointment(c *gin.Context) (appointmentView, error) {
 	return s.viewAppointment(c, id)
 }
 
-// update sends an update to the appointment's workflow and answers with
-// the appointment as it then is.
+// update sends an update to the appointment's workflow and waits for its
+// outcome.
 func (s *Server) update(c *gin.Context, id, name string, arg any) error {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), workflowWait)
 	defer cancel()
@@ -533,6 +579,11 @@ func (s *Server) update(c *gin.Context, id, name string, arg any) error {
 	if err != nil {
 		return workflowProblem(err)
 	}
+	return nil
+}
+
+// respondAppointment answers 200 with the appointment as it now is.
+func (s *Server) respondAppointment(c *gin.Context, id string) error {
 	v, err := s.viewAppointment(c, uuid.MustParse(id))
 	if err != nil {
 		return err

@@ -33,9 +33,9 @@ const principalKey = "principal"
 // authenticate requires a valid bearer access token and stores its
 // principal on the request.
 func (s *Server) authenticate(c *gin.Context) error {
-	h := c.GetHeader("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
+	// The scheme name is case-insensitive (RFC 9110, section 11.1).
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return unauthorized("Send an access token as 'Authorization: Bearer <token>'.")
 	}
 	p, err := s.Tokens.Verify(token)
@@ -118,6 +118,9 @@ func (s *Server) signup(c *gin.Context) error {
 	if err := bindJSON(c, &req); err != nil {
 		return err
 	}
+	if err := s.throttle(c, "signup", signupLimit); err != nil {
+		return err
+	}
 	email, err := normaliseEmail(req.Email)
 	if err != nil {
 		return err
@@ -172,7 +175,7 @@ func (s *Server) login(c *gin.Context) error {
 	if err := bindJSON(c, &req); err != nil {
 		return err
 	}
-	if err := s.throttleLogin(c); err != nil {
+	if err := s.throttle(c, "login", loginLimit); err != nil {
 		return err
 	}
 	failed := unauthorized("The tenant, e-mail or password is wrong.")
@@ -211,34 +214,39 @@ func (s *Server) login(c *gin.Context) error {
 	return s.respondToken(c, http.StatusOK, user)
 }
 
-// loginWindow and loginLimit bound password guessing from one address: 20
-// attempts a minute is more than a person mistypes. TODO(#5): per-account
-// lockout with backoff and a GCRA limiter for every route class.
+// Per-address limits a minute: 20 logins is more than a person mistypes,
+// and 5 sign-ups more than a family creates. Each attempt costs an
+// argon2id hash, so the limits also bound the memory an address can make
+// the server spend. TODO(#5): per-account lockout with backoff and a GCRA
+// limiter for every route class.
 const (
-	loginWindow = time.Minute
-	loginLimit  = 20
+	throttleWindow = time.Minute
+	loginLimit     = 20
+	signupLimit    = 5
 )
 
-func (s *Server) throttleLogin(c *gin.Context) error {
+// throttle counts attempts per route class and client address in a fixed
+// window in Redis and refuses past limit with 429 and Retry-After.
+func (s *Server) throttle(c *gin.Context, class string, limit int64) error {
 	if s.Redis == nil {
 		return nil
 	}
-	key := s.RedisPrefix + "login:" + c.ClientIP()
+	key := s.RedisPrefix + class + ":" + c.ClientIP()
 	ctx := c.Request.Context()
 	n, err := s.Redis.Incr(ctx, key).Result()
 	if err != nil {
 		return unavailable(err)
 	}
 	if n == 1 {
-		s.Redis.Expire(ctx, key, loginWindow)
+		s.Redis.Expire(ctx, key, throttleWindow)
 	}
-	if n > loginLimit {
+	if n > limit {
 		ttl, _ := s.Redis.TTL(ctx, key).Result()
 		if ttl <= 0 {
-			ttl = loginWindow
+			ttl = throttleWindow
 		}
 		c.Header("Retry-After", fmt.Sprint(int(ttl.Seconds()+0.5)))
-		return newProblem(KindTooMany, "too-many-logins", "Too many requests", "Too many login attempts; wait and try again.")
+		return newProblem(KindTooMany, "too-many-requests", "Too many requests", "Too many attempts from this address; wait and try again.")
 	}
 	return nil
 }

@@ -137,13 +137,22 @@ func lookupProblem(err error, typ, detail string) error {
 }
 
 // nextFreeSlots returns up to n free slots from start onwards, within a
-// fortnight, for a 409 answer.
-func nextFreeSlots(tx *gorm.DB, o offer, start time.Time, now time.Time, n int) ([]slotView, error) {
+// fortnight, for a 409 answer. Times the patient is already booked at are
+// left out too, so every slot offered can really be booked.
+func nextFreeSlots(tx *gorm.DB, o offer, patientID uuid.UUID, start time.Time, now time.Time, n int) ([]slotView, error) {
 	from := slots.DateOf(start.In(o.Location))
 	to := from.AddDays(14)
 	fresh, err := loadOffer(tx, o.Practitioner.ID, o.Facility.ID, o.Type.ID, from, to, now, uuid.Nil)
 	if err != nil {
 		return nil, err
+	}
+	var mine []models.Appointment
+	if err := tx.Where("patient_id = ? AND status IN ? AND ends_at > ?", patientID, models.ActiveStatuses, start).
+		Find(&mine).Error; err != nil {
+		return nil, internal(err)
+	}
+	for _, m := range mine {
+		fresh.Request.TimeOff = append(fresh.Request.TimeOff, slots.Interval{Start: m.StartsAt, End: m.EndsAt})
 	}
 	free, err := slots.Free(fresh.Request)
 	if err != nil {

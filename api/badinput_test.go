@@ -59,6 +59,12 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"slots range too long", "GET", "/v1/practitioners/" + doctor.String() + "/slots?appointment_type_id=" + typ.String() + "&from=2026-01-01&to=2026-06-01", nil, token, 422, "invalid-range"},
 		{"appointment id not a uuid", "GET", "/v1/appointments/../../etc", nil, token, 404, "not-found"},
 		{"unknown route", "GET", "/v1/nothing-here", nil, token, 404, "not-found"},
+		{"NUL in a query", "GET", "/v1/practitioners?specialty=%00", nil, token, 400, "invalid-parameter"},
+		{"invalid UTF-8 in a query", "GET", "/v1/practitioners?specialty=%FF%FE", nil, token, 400, "invalid-parameter"},
+		{"NUL in a body", "POST", "/v1/auth/signup", `{"tenant":"demo","email":"n@example.com","password":"long-enough-password","given_name":"A\u0000B","family_name":"B"}`, "", 400, "invalid-body"},
+		{"invalid UTF-8 in a body", "POST", "/v1/auth/signup", "{\"tenant\":\"demo\",\"email\":\"n@example.com\",\"password\":\"long-enough-password\",\"given_name\":\"\xff\",\"family_name\":\"B\"}", "", 400, "invalid-body"},
+		{"schedule date out of range", "GET", "/v1/schedule?date=0000-01-01", nil, st.login("demo", "admin@demo.carebook.test"), 400, "invalid-parameter"},
+		{"impossible date", "GET", "/v1/practitioners/" + doctor.String() + "/slots?appointment_type_id=" + typ.String() + "&from=2026-02-30", nil, token, 400, "invalid-parameter"},
 	}
 	before := st.snapshot()
 	for _, tt := range tests {
@@ -74,7 +80,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 			if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Errorf("Content-Type = %q", ct)
 			}
-			for _, leak := range []string{"SQLSTATE", "gorm", "pgx", "panic", "goroutine", "Öztürk", "ayse@"} {
+			for _, leak := range []string{"SQLSTATE", "gorm", "pgx", "panic", "goroutine", "Öztürk", "ayse@", "[0-9]", "parsing time", "2026-02-30"} {
 				if strings.Contains(string(r.Raw), leak) {
 					t.Errorf("body leaks %q: %s", leak, r.Raw)
 				}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
@@ -55,4 +57,33 @@ func readBody(c *gin.Context) ([]byte, error) {
 	c.Set(gin.BodyBytesKey, b)
 	c.Request.Body = io.NopCloser(bytes.NewReader(b))
 	return b, nil
+}
+
+// cleanText refuses text Postgres cannot store or that no person typed:
+// invalid UTF-8 and NUL, in the query, the path or a JSON body (where NUL
+// arrives escaped as \u0000). Refusing it here keeps it from failing deep
+// inside a transaction or a workflow.
+func cleanText(c *gin.Context) error {
+	bad := func(s string) bool { return !utf8.ValidString(s) || strings.ContainsRune(s, 0) }
+	if bad(c.Request.URL.Path) {
+		return badRequest("invalid-parameter", "The path holds characters that are not text.")
+	}
+	for name, values := range c.Request.URL.Query() {
+		for _, v := range values {
+			if bad(name) || bad(v) {
+				return badRequest("invalid-parameter", "A query parameter holds characters that are not text.")
+			}
+		}
+	}
+	if c.Request.ContentLength != 0 && c.Request.Body != nil && c.Request.Method != http.MethodGet {
+		body, err := readBody(c)
+		if err != nil {
+			return err
+		}
+		if !utf8.Valid(body) || strings.Contains(strings.ToLower(string(body)), `\u0000`) || strings.ContainsRune(string(body), 0) {
+			return badRequest("invalid-body", "The body holds characters that are not text.")
+		}
+	}
+	c.Next()
+	return nil
 }

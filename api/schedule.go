@@ -62,7 +62,7 @@ func (s *Server) schedule(c *gin.Context) error {
 		zone = f.TimeZone
 		date := slots.DateOf(s.Now().In(loc))
 		if v := c.Query("date"); v != "" {
-			if date, err = slots.ParseDate(v); err != nil {
+			if date, err = parseDay(v); err != nil {
 				return badRequest("invalid-parameter", "date must be YYYY-MM-DD.")
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,10 @@ type Server struct {
 	// RedisPrefix starts every Redis key this server writes, so that
 	// several deployments (or test runs) can share one Redis.
 	RedisPrefix string
+	// TrustedProxies are the addresses (CIDRs) whose X-Forwarded-For is
+	// believed. Empty trusts none: the client is the TCP peer, so nobody
+	// can pick the address that rate limits count.
+	TrustedProxies []string
 }
 
 // Router returns the HTTP handler with every route. This is the one list of
@@ -51,8 +56,11 @@ func (s *Server) Router() (http.Handler, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	if err := r.SetTrustedProxies(s.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
 	r.HandleMethodNotAllowed = true
-	r.Use(s.requestID, s.accessLog, s.recover, limitBody(1<<20))
+	r.Use(s.requestID, s.accessLog, s.recover, limitBody(1<<20), s.handle(cleanText))
 	r.NoRoute(s.handle(func(c *gin.Context) error { return notFound("route") }))
 	r.NoMethod(s.handle(func(c *gin.Context) error {
 		p := newProblem(KindInvalid, "method-not-allowed", "Method not allowed", "This route does not take that method.")

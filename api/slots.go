@@ -133,13 +133,13 @@ func dateRange(c *gin.Context, today slots.Date) (slots.Date, slots.Date, error)
 	from, to := today, today.AddDays(7)
 	var err error
 	if v := c.Query("from"); v != "" {
-		if from, err = slots.ParseDate(v); err != nil {
+		if from, err = parseDay(v); err != nil {
 			return from, to, badRequest("invalid-parameter", "from must be a date as YYYY-MM-DD.")
 		}
 		to = from.AddDays(7)
 	}
 	if v := c.Query("to"); v != "" {
-		if to, err = slots.ParseDate(v); err != nil {
+		if to, err = parseDay(v); err != nil {
 			return from, to, badRequest("invalid-parameter", "to must be a date as YYYY-MM-DD.")
 		}
 	}
@@ -155,4 +155,17 @@ func requiredUUIDQuery(c *gin.Context, name string) (uuid.UUID, error) {
 		return id, badRequest("invalid-parameter", name+" is required.")
 	}
 	return id, err
+}
+
+// parseDay reads a calendar date within the years anyone books or looks up
+// visits in; outside them times cannot be encoded and mean nothing.
+func parseDay(v string) (slots.Date, error) {
+	d, err := slots.ParseDate(v)
+	if err != nil {
+		return d, err
+	}
+	if d.Year < 2000 || d.Year > 2199 {
+		return d, errors.New("date out of range")
+	}
+	return d, nil
 }

@@ -72,8 +72,9 @@ func ginToOpenAPI(p string) string {
 	return strings.Join(parts, "/")
 }
 
-// validationProblem says which field is wrong and why, without echoing the
-// value (it may be personal data).
+// validationProblem says which field is wrong and what it must be, in our
+// own words: the validator's messages can echo the value (personal data) or
+// its regular expressions.
 func validationProblem(err error) error {
 	var re *openapi3filter.RequestError
 	if !errors.As(err, &re) {
@@ -82,18 +83,50 @@ func validationProblem(err error) error {
 	var se *openapi3.SchemaError
 	errors.As(re.Err, &se)
 	if re.Parameter != nil {
-		detail := fmt.Sprintf("Parameter %s is invalid.", re.Parameter.Name)
-		if se != nil {
-			detail = fmt.Sprintf("Parameter %s is invalid: %s", re.Parameter.Name, se.Reason)
-		}
-		return badRequest("invalid-parameter", detail)
+		return badRequest("invalid-parameter", fmt.Sprintf("Parameter %s %s.", re.Parameter.Name, expectation(se)))
 	}
-	if se != nil {
-		if len(se.JSONPointer()) == 0 {
-			return badRequest("invalid-body", "The body is invalid: "+se.Reason)
-		}
-		field := "/" + strings.Join(se.JSONPointer(), "/")
-		return badRequest("invalid-body", fmt.Sprintf("Field %s is invalid: %s", field, se.Reason))
+	if se == nil {
+		return badRequest("invalid-body", "The body is not a valid JSON object for this request.")
 	}
-	return badRequest("invalid-body", "The body is not a valid JSON object for this request.")
+	if len(se.JSONPointer()) == 0 {
+		if se.SchemaField == "additionalProperties" {
+			return badRequest("invalid-body", "The body has a field this request does not take.")
+		}
+		return badRequest("invalid-body", "The body "+expectation(se)+".")
+	}
+	field := strings.Join(se.JSONPointer(), ".")
+	return badRequest("invalid-body", fmt.Sprintf("Field %s %s.", field, expectation(se)))
+}
+
+// expectation words what the schema wanted, from its own fields only.
+func expectation(se *openapi3.SchemaError) string {
+	if se == nil || se.Schema == nil {
+		return "is invalid"
+	}
+	sc := se.Schema
+	switch se.SchemaField {
+	case "required":
+		return "is required"
+	case "additionalProperties":
+		return "has a field this request does not take"
+	case "format":
+		return "must be a " + sc.Format
+	case "enum":
+		vals := make([]string, len(sc.Enum))
+		for i, v := range sc.Enum {
+			vals[i] = fmt.Sprint(v)
+		}
+		return "must be one of " + strings.Join(vals, ", ")
+	case "minLength", "maxLength":
+		max := "no limit"
+		if sc.MaxLength != nil {
+			max = fmt.Sprint(*sc.MaxLength)
+		}
+		return fmt.Sprintf("must be %d to %s characters long", sc.MinLength, max)
+	case "type":
+		if sc.Type != nil && len(sc.Type.Slice()) > 0 {
+			return "must be of type " + strings.Join(sc.Type.Slice(), " or ")
+		}
+	}
+	return "is invalid"
 }

@@ -18,6 +18,7 @@ var tenantTables = []string{
 	"facilities", "specialties", "practitioners", "practitioner_roles", "patients", "users",
 	"appointment_types", "schedule_rules", "schedule_exceptions", "appointments",
 	"idempotency_keys", "notification_outbox",
+	"tenant_payment_settings", "payments", "refunds", "webhook_events", "ledger_entries", "ledger_postings",
 }
 
 func seedTwo(t *testing.T) (db modelstest.DB, app *gorm.DB, a, b demo.Network) {
@@ -116,5 +117,43 @@ func TestAppRoleCannotBypassRLS(t *testing.T) {
 	}
 	if super || bypass {
 		t.Fatalf("application role: superuser=%v bypassrls=%v", super, bypass)
+	}
+}
+
+// TestLedgerIsAppendOnly: the application role may add ledger rows, never
+// change or remove them, and an entry that does not balance is refused.
+func TestLedgerIsAppendOnly(t *testing.T) {
+	_, app, a, _ := seedTwo(t)
+	ctx := context.Background()
+	entry := uuid.New()
+	insert := func(tx *gorm.DB, amounts ...int64) error {
+		if err := tx.Exec("INSERT INTO ledger_entries (id, tenant_id, key, kind) VALUES (?, ?, ?, 'test')", entry, a.Tenant.ID, "k-"+entry.String()).Error; err != nil {
+			return err
+		}
+		accounts := []string{"provider_balance", "clinic_revenue"}
+		for i, amt := range amounts {
+			if err := tx.Exec("INSERT INTO ledger_postings (tenant_id, entry_id, account, amount_minor, currency) VALUES (?, ?, ?, ?, 'USD')",
+				a.Tenant.ID, entry, accounts[i], amt).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := models.InTenant(ctx, app, a.Tenant.ID, func(tx *gorm.DB) error { return insert(tx, 500, -400) }); err == nil {
+		t.Fatal("an unbalanced entry was accepted")
+	}
+	if err := models.InTenant(ctx, app, a.Tenant.ID, func(tx *gorm.DB) error { return insert(tx, 500, -500) }); err != nil {
+		t.Fatalf("balanced entry: %v", err)
+	}
+	for _, stmt := range []string{
+		"UPDATE ledger_postings SET amount_minor = 1",
+		"DELETE FROM ledger_postings",
+		"UPDATE ledger_entries SET memo = 'x'",
+		"DELETE FROM ledger_entries",
+	} {
+		err := models.InTenant(ctx, app, a.Tenant.ID, func(tx *gorm.DB) error { return tx.Exec(stmt).Error })
+		if err == nil {
+			t.Errorf("%s: allowed for the application role", stmt)
+		}
 	}
 }

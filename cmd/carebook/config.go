@@ -5,25 +5,27 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // Config is every setting of the carebook binary. FromEnv reads it; the
 // defaults are the local services of a developer's machine. The README's
 // configuration table lists the same variables.
 type Config struct {
-	DatabaseURL       string // CAREBOOK_DATABASE_URL: the application role (RLS binds it)
-	AdminDatabaseURL  string // CAREBOOK_ADMIN_DATABASE_URL: the owner, for migrate, seed and dev
-	RedisURL          string // CAREBOOK_REDIS_URL
-	TemporalAddress   string // CAREBOOK_TEMPORAL_ADDRESS: host:port of the frontend (api, worker)
-	TemporalNamespace string // CAREBOOK_TEMPORAL_NAMESPACE
-	TemporalUIURL     string // CAREBOOK_TEMPORAL_UI_URL: for deep links from the api
-	HTTPAddr          string // CAREBOOK_HTTP_ADDR: where the api listens
-	JWTKey            []byte // CAREBOOK_JWT_KEY: hex, at least 32 bytes; dev makes one
-	DataDir           string // CAREBOOK_DATA_DIR: dev's Temporal SQLite file and signing key
-	TemporalPort      int    // CAREBOOK_TEMPORAL_PORT: dev's embedded frontend
-	TemporalUIPort    int    // CAREBOOK_TEMPORAL_UI_PORT: dev's embedded web UI
-	DemoTenant        string // CAREBOOK_DEMO_TENANT: the slug dev and seed use
-	LogLevel          string // CAREBOOK_LOG_LEVEL: debug, info, warn, error
+	DatabaseURL       string   // CAREBOOK_DATABASE_URL: the application role (RLS binds it)
+	AdminDatabaseURL  string   // CAREBOOK_ADMIN_DATABASE_URL: the owner, for migrate, seed and dev
+	RedisURL          string   // CAREBOOK_REDIS_URL
+	TemporalAddress   string   // CAREBOOK_TEMPORAL_ADDRESS: host:port of the frontend (api, worker)
+	TemporalNamespace string   // CAREBOOK_TEMPORAL_NAMESPACE
+	TemporalUIURL     string   // CAREBOOK_TEMPORAL_UI_URL: for deep links from the api
+	HTTPAddr          string   // CAREBOOK_HTTP_ADDR: where the api listens
+	JWTKey            []byte   // CAREBOOK_JWT_KEY: hex, at least 32 bytes; dev makes one
+	DataDir           string   // CAREBOOK_DATA_DIR: dev's Temporal SQLite file and signing key
+	TemporalPort      int      // CAREBOOK_TEMPORAL_PORT: dev's embedded frontend
+	TemporalUIPort    int      // CAREBOOK_TEMPORAL_UI_PORT: dev's embedded web UI
+	DemoTenant        string   // CAREBOOK_DEMO_TENANT: the slug dev and seed use
+	LogLevel          string   // CAREBOOK_LOG_LEVEL: debug, info, warn, error
+	TrustedProxies    []string // CAREBOOK_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 }
 
 // FromEnv reads the configuration from the environment.
@@ -39,6 +41,11 @@ func FromEnv() (Config, error) {
 		DataDir:           env("CAREBOOK_DATA_DIR", ".data"),
 		DemoTenant:        env("CAREBOOK_DEMO_TENANT", "demo"),
 		LogLevel:          env("CAREBOOK_LOG_LEVEL", "info"),
+	}
+	if v := os.Getenv("CAREBOOK_TRUSTED_PROXIES"); v != "" {
+		for _, p := range strings.Split(v, ",") {
+			c.TrustedProxies = append(c.TrustedProxies, strings.TrimSpace(p))
+		}
 	}
 	var err error
 	if c.TemporalPort, err = envInt("CAREBOOK_TEMPORAL_PORT", 7233); err != nil {

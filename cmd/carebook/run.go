@@ -60,8 +60,15 @@ func seed(ctx context.Context, cfg Config) (demo.Network, error) {
 	}
 	defer closeDB(db)
 	return demo.Seed(ctx, db, demo.Options{
-		Slug: cfg.DemoTenant, Name: "Anatolia & Hudson Health", Now: time.Now(), HashPassword: api.HashPassword,
+		Slug: cfg.DemoTenant, Name: demoName(cfg.DemoTenant), Now: time.Now(), HashPassword: api.HashPassword,
 	})
+}
+
+func demoName(slug string) string {
+	if slug == "demo" {
+		return "Anatolia & Hudson Health"
+	}
+	return "Demo network " + slug
 }
 
 // runWorker runs the Temporal workers until ctx ends.
@@ -122,12 +129,21 @@ func serveAPI(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Log
 		return err
 	}
 	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens,
-		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace}
+		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies}
 	h, err := s.Router()
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Bodies are small and requests wait on workflows for at most 20 s, so
+	// these bounds cut off slow clients without cutting off real work.
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      40 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	logger.Info("api listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
