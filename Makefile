@@ -6,17 +6,21 @@ GO ?= go
 # workflowcheck is Temporal's determinism linter for workflow code.
 WORKFLOWCHECK_VERSION ?= v0.6.0
 
-.PHONY: dev build test vet fmt-check lint services bench clean
+.PHONY: dev build test vet fmt-check lint services tools bench clean
 
 ## dev: build and run the whole product with demo data (needs Postgres and Redis)
-dev: build
+dev: tools build
 	./bin/carebook dev
+
+## tools: the local peers the product and its tests run against
+tools:
+	$(GO) install github.com/stripe/stripe-mock@v0.203.0
 
 build:
 	$(GO) build -o bin/carebook ./cmd/carebook
 
 ## test: gofmt check, go vet, and every test against the local Postgres and Redis
-test: services fmt-check vet
+test: services tools fmt-check vet
 	$(GO) test -count=1 ./...
 
 vet:

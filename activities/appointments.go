@@ -56,6 +56,11 @@ func (a *Appointments) HoldSlot(ctx context.Context, req workflows.BookRequest) 
 	if by, err := uuid.Parse(req.BookedBy); err == nil {
 		row.BookedBy = &by
 	}
+	if !req.HoldExpiresAt.IsZero() {
+		// A paid visit holds its slot until the payment is secured.
+		exp := req.HoldExpiresAt.UTC()
+		row.Status, row.HoldExpiresAt = models.StatusHeld, &exp
+	}
 	var result workflows.BookResult
 	err = models.InTenant(ctx, a.DB, tenant, func(tx *gorm.DB) error {
 		// A retry after a lost answer finds its own row: same ID, same slot.
@@ -136,6 +141,20 @@ func (a *Appointments) RescheduleAppointment(ctx context.Context, ch workflows.A
 			"blocked_until": r.BlockedUntil.UTC(),
 			"version":       row.Version + 1,
 		}, nil
+	})
+}
+
+// ConfirmHeldAppointment books a held appointment once its payment is
+// secured.
+func (a *Appointments) ConfirmHeldAppointment(ctx context.Context, ch workflows.AppointmentChange) (workflows.AppointmentState, error) {
+	return a.transition(ctx, ch, func(row *models.Appointment) (map[string]any, error) {
+		switch row.Status {
+		case models.StatusBooked:
+			return nil, nil
+		case models.StatusHeld:
+			return map[string]any{"status": models.StatusBooked, "hold_expires_at": nil}, nil
+		}
+		return nil, invalidState(row.Status)
 	})
 }
 

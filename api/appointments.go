@@ -37,28 +37,29 @@ type createAppointmentRequest struct {
 }
 
 type appointmentView struct {
-	ID             string    `json:"id"`
-	Status         string    `json:"status"`
-	Start          time.Time `json:"start"`
-	End            time.Time `json:"end"`
-	StartLocal     string    `json:"start_local"`
-	EndLocal       string    `json:"end_local"`
-	TimeZone       string    `json:"time_zone"`
-	Mode           string    `json:"mode"`
-	Price          moneyView `json:"price"`
-	PatientID      string    `json:"patient_id"`
-	PractitionerID string    `json:"practitioner_id"`
-	Practitioner   string    `json:"practitioner_name"`
-	FacilityID     string    `json:"facility_id"`
-	Facility       string    `json:"facility_name"`
-	TypeID         string    `json:"appointment_type_id"`
-	Type           string    `json:"appointment_type_name"`
-	Version        int       `json:"version"`
-	CancelReason   string    `json:"cancel_reason,omitempty"`
-	WorkflowID     string    `json:"workflow_id"`
-	WorkflowURL    string    `json:"workflow_url,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             string       `json:"id"`
+	Status         string       `json:"status"`
+	Start          time.Time    `json:"start"`
+	End            time.Time    `json:"end"`
+	StartLocal     string       `json:"start_local"`
+	EndLocal       string       `json:"end_local"`
+	TimeZone       string       `json:"time_zone"`
+	Mode           string       `json:"mode"`
+	Price          moneyView    `json:"price"`
+	PatientID      string       `json:"patient_id"`
+	PractitionerID string       `json:"practitioner_id"`
+	Practitioner   string       `json:"practitioner_name"`
+	FacilityID     string       `json:"facility_id"`
+	Facility       string       `json:"facility_name"`
+	TypeID         string       `json:"appointment_type_id"`
+	Type           string       `json:"appointment_type_name"`
+	Version        int          `json:"version"`
+	CancelReason   string       `json:"cancel_reason,omitempty"`
+	WorkflowID     string       `json:"workflow_id"`
+	WorkflowURL    string       `json:"workflow_url,omitempty"`
+	Payment        *paymentView `json:"payment,omitempty"`
+	CreatedAt      time.Time    `json:"created_at"`
+	UpdatedAt      time.Time    `json:"updated_at"`
 }
 
 // createAppointment handles POST /v1/appointments. It recomputes that the
@@ -142,6 +143,22 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 		BookedBy:          p.UserID.String(),
 		PatientUserID:     patientUserID,
 	}
+	if t := o.Type; t.PriceMinor > 0 {
+		// The payment's ID derives from the appointment's, so a retried
+		// booking reaches the same payment and intent.
+		book.Payment = &workflows.PaymentTerms{
+			PaymentID:   uuid.NewSHA1(apptID, []byte("payment")).String(),
+			AmountMinor: t.PriceMinor,
+			Currency:    t.Currency,
+			HoldTTL:     time.Duration(t.HoldMinutes) * time.Minute,
+			Policy: workflows.PaymentPolicy{
+				FreeCancelBefore: time.Duration(t.FreeCancelHours) * time.Hour,
+				LateCancelFeeBps: t.LateCancelFeeBps,
+				NoShowFeeBps:     t.NoShowFeeBps,
+				CaptureAt:        t.CaptureAt,
+			},
+		}
+	}
 	res, err := s.bookThroughWorkflow(c.Request.Context(), book)
 	if err != nil {
 		return err
@@ -153,9 +170,28 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 	if err != nil {
 		return err
 	}
+	if h := res.Payment; h != nil {
+		// The client secret lets this patient's browser or app confirm the
+		// card hold; it is given in this answer only.
+		view.Payment = &paymentView{ID: h.PaymentID, Status: workflows.PaymentRequiresPayment, Provider: h.Provider,
+			ClientSecret: h.ClientSecret, HoldExpiresAt: ptr(h.HoldExpiresAt.UTC()), Amount: view.Price}
+		if h.Provider == "offline" {
+			view.Payment.Status = workflows.PaymentAuthorized
+		}
+	}
 	c.Header("Location", "/v1/appointments/"+apptID.String())
 	c.JSON(http.StatusCreated, view)
 	return nil
+}
+
+// paymentView is an appointment's payment as its readers see it.
+type paymentView struct {
+	ID            string     `json:"id"`
+	Status        string     `json:"status"`
+	Provider      string     `json:"provider,omitempty"`
+	Amount        moneyView  `json:"amount"`
+	ClientSecret  string     `json:"client_secret,omitempty"`
+	HoldExpiresAt *time.Time `json:"hold_expires_at,omitempty"`
 }
 
 // resolvePatient decides whose appointment this is: a patient books for
@@ -275,6 +311,12 @@ func workflowProblem(err error) error {
 			return conflict("changed-meanwhile", "The appointment changed meanwhile; reload it and try again.")
 		case workflows.ErrTypeNotFound:
 			return notFound("appointment")
+		case workflows.ErrTypeProviderReject, workflows.ErrTypeDeclined:
+			// The provider refused to open the payment; the workflow has
+			// given the slot back. The cause is the operator's to fix.
+			p := newProblem(KindUnavailable, "payment-unavailable", "Payment unavailable", "Online payment is unavailable right now; try again later or book at the desk.")
+			p.Err = err
+			return p
 		}
 	}
 	var gone *serviceerror.NotFound
@@ -318,14 +360,19 @@ type appointmentRow struct {
 	FacilityName     string
 	TimeZone         string
 	TypeName         string
+	PaymentID        *uuid.UUID
+	PaymentStatus    *string
+	PaymentProvider  *string
 }
 
 func appointmentQuery(tx *gorm.DB, p Principal) *gorm.DB {
 	return tx.Table("appointments a").
-		Select("a.*, pr.display_name AS practitioner_name, f.name AS facility_name, f.time_zone, t.name AS type_name").
+		Select("a.*, pr.display_name AS practitioner_name, f.name AS facility_name, f.time_zone, t.name AS type_name, " +
+			"pay.id AS payment_id, pay.status AS payment_status, pay.provider AS payment_provider").
 		Joins("JOIN practitioners pr ON pr.id = a.practitioner_id").
 		Joins("JOIN facilities f ON f.id = a.facility_id").
 		Joins("JOIN appointment_types t ON t.id = a.appointment_type_id").
+		Joins("LEFT JOIN payments pay ON pay.appointment_id = a.id").
 		Scopes(visible(p))
 }
 
@@ -344,6 +391,9 @@ func (s *Server) view(p Principal, r appointmentRow) appointmentView {
 		Version: r.Version, CancelReason: r.CancelReason,
 		WorkflowID: workflows.AppointmentWorkflowID(r.ID.String()),
 		CreatedAt:  r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.PaymentID != nil {
+		v.Payment = &paymentView{ID: r.PaymentID.String(), Status: deref(r.PaymentStatus), Provider: deref(r.PaymentProvider), Amount: v.Price}
 	}
 	// Operators follow the link to the workflow's history; patients have
 	// no use for it.
@@ -591,3 +641,12 @@ func (s *Server) respondAppointment(c *gin.Context, id string) error {
 	c.JSON(http.StatusOK, v)
 	return nil
 }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func ptr[T any](v T) *T { return &v }

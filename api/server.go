@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/carebook/carebook/payments/accounts"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 	"gorm.io/gorm"
@@ -26,6 +28,8 @@ type Server struct {
 	Temporal client.Client
 	Logger   *slog.Logger
 	Tokens   *Tokens
+	// Accounts holds each tenant's payment provider settings.
+	Accounts *accounts.Accounts
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 	// TemporalUIURL, when set, is used for deep links to workflows.
@@ -74,6 +78,7 @@ func (s *Server) Router() (http.Handler, error) {
 	v1 := r.Group("/v1", s.handle(validate))
 	v1.POST("/auth/signup", s.handle(s.signup))
 	v1.POST("/auth/login", s.handle(s.login))
+	v1.POST("/webhooks/stripe/:tenant", s.handle(s.stripeWebhook))
 
 	authed := v1.Group("", s.handle(s.authenticate))
 	authed.GET("/me", s.handle(s.me))

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ import (
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/models/modelstest"
+	"github.com/carebook/carebook/payments/accounts"
+	"github.com/carebook/carebook/payments/provider/stripemock"
 	"github.com/carebook/carebook/workers"
 	"github.com/carebook/carebook/workflows"
 )
@@ -34,6 +37,7 @@ import (
 // local Redis, and the api on an httptest server.
 type stack struct {
 	t        *testing.T
+	Server   *api.Server
 	URL      string
 	Admin    *gorm.DB // owner connection: bypasses RLS, for assertions
 	App      *gorm.DB
@@ -63,11 +67,25 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 
+	sealer, err := accounts.NewSealer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts := &accounts.Accounts{DB: app, Sealer: sealer, StripeURL: stripeMockURL}
+	// Tenant demo pays through Stripe (the local stripe-mock); harbor at
+	// the desk.
+	if err := accts.Save(ctx, app, st.Demo.Tenant.ID, accounts.Settings{Provider: "stripe", SecretKey: "sk_test_123", WebhookSecret: testWebhookSecret}); err != nil {
+		t.Fatal(err)
+	}
+
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	// Each stack gets its own task queue name on its own server, so the
 	// worker only ever sees this test's database.
 	ts.NewWorker(workflows.AppointmentTaskQueue, func(r worker.Registry) {
-		workers.RegisterAppointments(r, workers.Deps{Appointments: &activities.Appointments{DB: app}})
+		workers.RegisterAppointments(r, workers.Deps{
+			Appointments: &activities.Appointments{DB: app},
+			Payments:     &activities.Payments{DB: app, Accounts: accts},
+		})
 	})
 	st.Temporal = ts.GetDefaultClient()
 
@@ -84,7 +102,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	srv := &api.Server{
-		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens,
+		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens, Accounts: accts,
 		Logger:      slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		RedisPrefix: "carebook-test-" + hex.EncodeToString(prefix[:]) + ":",
 		Namespace:   ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",
@@ -93,10 +111,29 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.Server = srv
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	st.URL = hs.URL
 	return st
+}
+
+// testWebhookSecret is tenant demo's Stripe endpoint secret in tests.
+const testWebhookSecret = "whsec_carebook_test"
+
+// stripeMockURL is the stripe-mock that TestMain starts for the package.
+var stripeMockURL string
+
+func TestMain(m *testing.M) {
+	mock, err := stripemock.Start(context.Background())
+	if err != nil {
+		println("api tests need stripe-mock:", err.Error())
+		os.Exit(1)
+	}
+	stripeMockURL = mock.URL
+	code := m.Run()
+	mock.Stop()
+	os.Exit(code)
 }
 
 // response is a decoded answer.

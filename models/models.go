@@ -156,6 +156,12 @@ type AppointmentType struct {
 	BufferAfterMin  int
 	MinNoticeMin    int
 	HorizonDays     int
+	// Money rules of a paid type; see the payments migration.
+	HoldMinutes      int
+	FreeCancelHours  int
+	LateCancelFeeBps int
+	NoShowFeeBps     int
+	CaptureAt        string
 }
 
 // ScheduleRule is a weekly wall-clock window, or a break, in the facility's
@@ -252,3 +258,19 @@ type Notification struct {
 
 // TableName keeps GORM on the schema's name for the outbox.
 func (Notification) TableName() string { return "notification_outbox" }
+
+// Refund is one refund of a payment, recorded before the provider is asked
+// so that a crash between the two is found and finished by the retry.
+type Refund struct {
+	ID               uuid.UUID `gorm:"type:uuid;primaryKey"`
+	TenantID         uuid.UUID `gorm:"type:uuid"`
+	PaymentID        uuid.UUID `gorm:"type:uuid"`
+	ProviderRefundID *string
+	AmountMinor      int64
+	Currency         string
+	Reason           string
+	RequestedBy      *uuid.UUID `gorm:"type:uuid"`
+	Status           string
+	IdempotencyKey   string
+	CreatedAt        time.Time
+}

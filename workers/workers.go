@@ -15,6 +15,7 @@ import (
 // Deps are what the activities need, built once per process.
 type Deps struct {
 	Appointments *activities.Appointments
+	Payments     *activities.Payments
 }
 
 // Registrar is the part of a worker (or of the SDK's test environment) that
@@ -24,8 +25,8 @@ type Registrar interface {
 	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
 }
 
-// RegisterAppointments registers the appointment workflow and its
-// activities under the names the workflow contract uses.
+// RegisterAppointments registers the appointment and payment workflows and
+// their activities under the names the workflow contracts use.
 func RegisterAppointments(r Registrar, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Appointment, workflow.RegisterOptions{Name: workflows.AppointmentWorkflowType})
 	a := d.Appointments
@@ -36,6 +37,22 @@ func RegisterAppointments(r Registrar, d Deps) {
 		workflows.ActivityCheckIn:     a.CheckInAppointment,
 		workflows.ActivityClose:       a.CloseAppointment,
 		workflows.ActivityEnqueueNote: a.EnqueueNotification,
+		workflows.ActivityConfirmHeld: a.ConfirmHeldAppointment,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	r.RegisterWorkflowWithOptions(workflows.Payment, workflow.RegisterOptions{Name: workflows.PaymentWorkflowType})
+	p := d.Payments
+	if p == nil {
+		p = &activities.Payments{}
+	}
+	for name, fn := range map[string]any{
+		workflows.ActivityStartPayment:   p.StartPayment,
+		workflows.ActivityRecordPayment:  p.RecordPaymentStatus,
+		workflows.ActivityCapturePayment: p.CapturePayment,
+		workflows.ActivityVoidPayment:    p.VoidPayment,
+		workflows.ActivityRefundPayment:  p.RefundPayment,
+		workflows.ActivityChargeNoShow:   p.ChargeNoShowFee,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

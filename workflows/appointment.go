@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -52,6 +53,13 @@ type appointment struct {
 	// cancelling counts cancels by signal still running. Signals are not
 	// update handlers, so finish waits for them itself.
 	cancelling int
+	// payment is the paid booking's saga, empty for free visits; outcome
+	// is what the saga reported.
+	payment *PaymentHandle
+	outcome string
+	// bookErr is why a paid booking failed after its slot was held; a
+	// later book answers with it.
+	bookErr error
 }
 
 func (a *appointment) register(ctx workflow.Context) error {
@@ -76,6 +84,15 @@ func (a *appointment) register(ctx workflow.Context) error {
 			return fmt.Errorf("register update %s: %w", h.name, err)
 		}
 	}
+	outcomes := workflow.GetSignalChannel(ctx, SignalPaymentOutcome)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var o PaymentOutcome
+			outcomes.Receive(ctx, &o)
+			a.outcome = o.Outcome
+			a.changes++
+		}
+	})
 	cancels := workflow.GetSignalChannel(ctx, SignalCancel)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
@@ -104,6 +121,14 @@ func (a *appointment) run(ctx workflow.Context) (AppointmentState, error) {
 		return a.finish(ctx)
 	}
 
+	if a.payment != nil {
+		if done, err := a.awaitPayment(ctx); err != nil || done {
+			if err != nil {
+				return a.state, err
+			}
+			return a.finish(ctx)
+		}
+	}
 	a.notify(ctx, TemplateConfirmed, "confirmed", workflow.Now(ctx))
 
 	for !terminal(a.state.Status) {
@@ -195,6 +220,11 @@ func (a *appointment) close(ctx workflow.Context) {
 		return
 	}
 	a.apply(st)
+	news := NewsFulfilled
+	if st.Status == statusNoShow {
+		news = NewsNoShow
+	}
+	a.tellPayment(ctx, AppointmentNews{Kind: news})
 }
 
 func (a *appointment) validateBook(ctx workflow.Context, req BookRequest) error {
@@ -215,13 +245,39 @@ func (a *appointment) book(ctx workflow.Context, req BookRequest) (BookResult, e
 	}
 	defer a.mu.Unlock()
 	if a.decided {
-		return a.result, nil
+		return a.result, a.bookErr
+	}
+	if req.Payment != nil {
+		req.HoldExpiresAt = workflow.Now(ctx).Add(req.Payment.HoldTTL)
 	}
 	var res BookResult
 	if err := workflow.ExecuteActivity(databaseStep(ctx, interactiveRetry), ActivityHoldSlot, req).Get(ctx, &res); err != nil {
 		return BookResult{}, err
 	}
 	a.req = req
+	if res.Outcome == OutcomeBooked && req.Payment != nil {
+		handle, err := a.startPayment(ctx, req)
+		if err != nil {
+			// No intent, no saga: give the slot back rather than hold it
+			// for a payment that cannot happen, and let the client retry.
+			// The booking failed, so the lifecycle ends here: the result
+			// is not booked (nothing is confirmed, no change is accepted)
+			// and a later book gets the same error.
+			a.apply(res.State)
+			ch := a.change()
+			ch.Cancel = &CancelRequest{Reason: "payment-unavailable", By: "system"}
+			var st AppointmentState
+			if cerr := workflow.ExecuteActivity(databaseStep(ctx, databaseRetry), ActivityCancel, ch).Get(ctx, &st); cerr != nil {
+				workflow.GetLogger(ctx).Error("held slot not released", "appointmentID", a.in.AppointmentID, "error", cerr)
+			} else {
+				a.apply(st)
+			}
+			a.decided, a.result, a.bookErr = true, BookResult{}, err
+			return BookResult{}, err
+		}
+		res.Payment = handle
+		a.payment = handle
+	}
 	a.result = res
 	a.decided = true
 	if res.Outcome == OutcomeBooked {
@@ -229,6 +285,92 @@ func (a *appointment) book(ctx workflow.Context, req BookRequest) (BookResult, e
 	}
 	a.changes++
 	return res, nil
+}
+
+// startPayment creates the payment and its intent, then starts the saga as
+// a child that outlives this workflow (refunds can follow a cancellation).
+func (a *appointment) startPayment(ctx workflow.Context, req BookRequest) (*PaymentHandle, error) {
+	t := req.Payment
+	start := StartPaymentRequest{
+		TenantID: req.TenantID, PaymentID: t.PaymentID, AppointmentID: req.AppointmentID,
+		PatientID: req.PatientID, PractitionerID: req.PractitionerID,
+		AmountMinor: t.AmountMinor, Currency: t.Currency, HoldExpiresAt: req.HoldExpiresAt,
+	}
+	// The patient is waiting on this answer: a few quick attempts only.
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumAttempts: 3,
+			NonRetryableErrorTypes: providerRetry.NonRetryableErrorTypes},
+	})
+	var started StartPaymentResult
+	if err := workflow.ExecuteActivity(actx, ActivityStartPayment, start).Get(ctx, &started); err != nil {
+		return nil, err
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        PaymentWorkflowID(t.PaymentID),
+		TaskQueue:         AppointmentTaskQueue,
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, PaymentWorkflowType, PaymentInput{
+		TenantID: req.TenantID, PaymentID: t.PaymentID, AppointmentID: req.AppointmentID, IntentID: started.IntentID, Provider: started.Provider,
+		AmountMinor: t.AmountMinor, Currency: t.Currency, HoldExpiresAt: req.HoldExpiresAt, StartsAt: req.StartsAt, Policy: t.Policy,
+	})
+	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		return nil, err
+	}
+	return &PaymentHandle{PaymentID: t.PaymentID, Provider: started.Provider, ClientSecret: started.ClientSecret, HoldExpiresAt: req.HoldExpiresAt}, nil
+}
+
+// awaitPayment waits for the saga's word on a held slot. Secured confirms
+// the appointment; expired releases the slot. done reports that the
+// lifecycle is over (released, or cancelled meanwhile).
+func (a *appointment) awaitPayment(ctx workflow.Context) (done bool, err error) {
+	// The saga owns the hold timer; this one only guards against a saga
+	// that never answers.
+	guard := a.req.HoldExpiresAt.Sub(workflow.Now(ctx)) + time.Hour
+	ok, err := workflow.AwaitWithTimeout(ctx, guard, func() bool { return a.outcome != "" || terminal(a.state.Status) })
+	if err != nil {
+		return true, err
+	}
+	if terminal(a.state.Status) {
+		return true, nil
+	}
+	if err := a.mu.Lock(ctx); err != nil {
+		return true, err
+	}
+	defer a.mu.Unlock()
+	if terminal(a.state.Status) {
+		return true, nil
+	}
+	if ok && a.outcome == OutcomeSecured {
+		var st AppointmentState
+		if err := workflow.ExecuteActivity(databaseStep(ctx, databaseRetry), ActivityConfirmHeld, a.change()).Get(ctx, &st); err != nil {
+			return true, err
+		}
+		a.apply(st)
+		return false, nil
+	}
+	ch := a.change()
+	ch.Cancel = &CancelRequest{Reason: "payment-not-completed", By: "system"}
+	var st AppointmentState
+	if err := workflow.ExecuteActivity(databaseStep(ctx, databaseRetry), ActivityCancel, ch).Get(ctx, &st); err != nil {
+		return true, err
+	}
+	a.apply(st)
+	a.notify(ctx, TemplateCancelled, "cancelled", workflow.Now(ctx))
+	return true, nil
+}
+
+// tellPayment passes news of the visit to its payment saga, if any.
+func (a *appointment) tellPayment(ctx workflow.Context, n AppointmentNews) {
+	if a.payment == nil {
+		return
+	}
+	n.At = workflow.Now(ctx)
+	f := workflow.SignalExternalWorkflow(ctx, PaymentWorkflowID(a.payment.PaymentID), "", SignalAppointmentNews, n)
+	if err := f.Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("payment not told", "appointmentID", a.in.AppointmentID, "news", n.Kind, "error", err)
+	}
 }
 
 func (a *appointment) validateCancel(ctx workflow.Context, req CancelRequest) error {
@@ -256,6 +398,7 @@ func (a *appointment) cancel(ctx workflow.Context, req CancelRequest) (Appointme
 		return a.state, err
 	}
 	a.apply(st)
+	a.tellPayment(ctx, AppointmentNews{Kind: NewsCancelled, By: req.By})
 	a.notify(ctx, TemplateCancelled, "cancelled", workflow.Now(ctx))
 	return a.state, nil
 }
@@ -288,6 +431,7 @@ func (a *appointment) reschedule(ctx workflow.Context, req RescheduleRequest) (A
 		return a.state, err
 	}
 	a.apply(st)
+	a.tellPayment(ctx, AppointmentNews{Kind: NewsRescheduled, StartsAt: st.StartsAt})
 	a.notify(ctx, TemplateRescheduled, fmt.Sprintf("rescheduled-v%d", st.Version), workflow.Now(ctx))
 	return a.state, nil
 }
@@ -319,6 +463,7 @@ func (a *appointment) checkIn(ctx workflow.Context, req CheckInRequest) (Appoint
 		return a.state, err
 	}
 	a.apply(st)
+	a.tellPayment(ctx, AppointmentNews{Kind: NewsCheckedIn})
 	return a.state, nil
 }
 

@@ -107,6 +107,29 @@ type BookRequest struct {
 	Currency          string
 	BookedBy          string // user ID
 	PatientUserID     string // who is notified; empty when the patient has no login
+	// Payment is set when the visit must be paid before it is confirmed:
+	// the slot is held until the saga secures the money or the hold
+	// expires.
+	Payment *PaymentTerms `json:",omitempty"`
+	// HoldExpiresAt is set by the workflow for a held slot.
+	HoldExpiresAt time.Time
+}
+
+// PaymentTerms are the money side of a paid booking.
+type PaymentTerms struct {
+	PaymentID   string
+	AmountMinor int64
+	Currency    string
+	HoldTTL     time.Duration
+	Policy      PaymentPolicy
+}
+
+// PaymentHandle is what the patient's client needs to pay.
+type PaymentHandle struct {
+	PaymentID     string
+	Provider      string
+	ClientSecret  string
+	HoldExpiresAt time.Time
 }
 
 // BookResult answers UpdateBook.
@@ -114,6 +137,7 @@ type BookResult struct {
 	Outcome  Outcome
 	Conflict Conflict `json:",omitempty"`
 	State    AppointmentState
+	Payment  *PaymentHandle `json:",omitempty"`
 }
 
 // AppointmentState is what the workflow knows of its appointment.

@@ -26,6 +26,8 @@ type Config struct {
 	DemoTenant        string   // CAREBOOK_DEMO_TENANT: the slug dev and seed use
 	LogLevel          string   // CAREBOOK_LOG_LEVEL: debug, info, warn, error
 	TrustedProxies    []string // CAREBOOK_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
+	SecretsKey        []byte   // CAREBOOK_SECRETS_KEY: hex, 32 bytes; seals tenants' provider secrets; dev makes one
+	StripeURL         string   // CAREBOOK_STRIPE_URL: Stripe API base; empty is Stripe's own (dev: a local stripe-mock)
 }
 
 // FromEnv reads the configuration from the environment.
@@ -53,6 +55,12 @@ func FromEnv() (Config, error) {
 	}
 	if c.TemporalUIPort, err = envInt("CAREBOOK_TEMPORAL_UI_PORT", 8233); err != nil {
 		return c, err
+	}
+	c.StripeURL = os.Getenv("CAREBOOK_STRIPE_URL")
+	if v := os.Getenv("CAREBOOK_SECRETS_KEY"); v != "" {
+		if c.SecretsKey, err = hex.DecodeString(v); err != nil || len(c.SecretsKey) != 32 {
+			return c, fmt.Errorf("CAREBOOK_SECRETS_KEY must be 32 bytes in hex (64 hex digits)")
+		}
 	}
 	if v := os.Getenv("CAREBOOK_JWT_KEY"); v != "" {
 		if c.JWTKey, err = hex.DecodeString(v); err != nil || len(c.JWTKey) < 32 {

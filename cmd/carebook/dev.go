@@ -1,23 +1,33 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
+	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/cmd/carebook/devtemporal"
 	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/payments"
+	"github.com/carebook/carebook/payments/accounts"
+	"github.com/carebook/carebook/payments/provider/stripemock"
 )
 
 // runDev runs the whole product in one process for a laptop: it checks
@@ -40,7 +50,10 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if cfg.JWTKey, err = jwtKey(cfg); err != nil {
+	if cfg.JWTKey, err = devKey(cfg, cfg.JWTKey, "jwt.key"); err != nil {
+		return err
+	}
+	if cfg.SecretsKey, err = devKey(cfg, cfg.SecretsKey, "secrets.key"); err != nil {
 		return err
 	}
 	db, err := openApp(ctx, cfg)
@@ -48,6 +61,15 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer closeDB(db)
+	payNote, stop, err := devPayments(ctx, &cfg, db, network)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	accts, err := newAccounts(cfg, db)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -76,9 +98,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer tc.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveWorker(gctx, tc, db) })
-	g.Go(func() error { return serveAPI(gctx, ln, cfg, logger, db, rdb, tc) })
-	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network)
+	g.Go(func() error { return serveWorker(gctx, tc, db, accts) })
+	g.Go(func() error { return serveAPI(gctx, ln, cfg, logger, db, rdb, tc, accts) })
+	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network, payNote)
 	return g.Wait()
 }
 
@@ -117,7 +139,47 @@ func ensureDatabase(ctx context.Context, adminDSN string) error {
 	return nil
 }
 
-func printBanner(w io.Writer, cfg Config, apiURL string, n demo.Network) {
+// Dev's Stripe account secrets: stripe-mock accepts any sk_test_ key, and
+// the webhook secret is printed so a developer can sign events by hand.
+const (
+	devStripeKey     = "sk_test_carebookdev"
+	devWebhookSecret = "whsec_carebook_dev"
+)
+
+// devPayments points the demo tenant at a local stripe-mock when one is
+// installed (or CAREBOOK_STRIPE_URL names one), and at the offline
+// provider otherwise, and says which.
+func devPayments(ctx context.Context, cfg *Config, db *gorm.DB, n demo.Network) (string, func(), error) {
+	stop := func() {}
+	if cfg.StripeURL == "" {
+		mock, err := stripemock.Start(ctx)
+		if err != nil {
+			sealer, serr := accounts.NewSealer(cfg.SecretsKey)
+			if serr != nil {
+				return "", stop, serr
+			}
+			a := &accounts.Accounts{DB: db, Sealer: sealer}
+			if err := a.Save(ctx, db, n.Tenant.ID, accounts.Settings{Provider: "offline"}); err != nil {
+				return "", stop, err
+			}
+			return "offline (pay at the desk): stripe-mock is not installed; `" + stripemock.Install + "` or `make tools` adds it", stop, nil
+		}
+		cfg.StripeURL, stop = mock.URL, mock.Stop
+	}
+	sealer, err := accounts.NewSealer(cfg.SecretsKey)
+	if err != nil {
+		stop()
+		return "", func() {}, err
+	}
+	a := &accounts.Accounts{DB: db, Sealer: sealer}
+	if err := a.Save(ctx, db, n.Tenant.ID, accounts.Settings{Provider: "stripe", SecretKey: devStripeKey, WebhookSecret: devWebhookSecret}); err != nil {
+		stop()
+		return "", func() {}, err
+	}
+	return fmt.Sprintf("Stripe API at %s (stripe-mock); webhook secret %s", cfg.StripeURL, devWebhookSecret), stop, nil
+}
+
+func printBanner(w io.Writer, cfg Config, apiURL string, n demo.Network, payNote string) {
 	fmt.Fprintf(w, `
 Carebook is running (Ctrl-C stops it).
 
@@ -126,13 +188,63 @@ Carebook is running (Ctrl-C stops it).
   Temporal UI   %[2]s/namespaces/%[3]s/workflows
   Temporal gRPC %[4]s   namespace %[3]s
   Data folder   %[5]s
+  Payments      %[9]s
 
 Demo tenant %[6]q (%[7]s); every password is %[8]s
-`, apiURL, cfg.TemporalUIURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.DataDir, n.Tenant.Slug, n.Tenant.Name, demo.Password)
+`, apiURL, cfg.TemporalUIURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.DataDir, n.Tenant.Slug, n.Tenant.Name, demo.Password, payNote)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, l := range demo.Logins(n.Tenant.Slug) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", l.Role, l.Email, l.Note)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+}
+
+// runDevEvent signs a payment_intent event for a payment of the demo
+// tenant with dev's webhook secret and posts it to dev's api: what Stripe
+// does once a patient confirms the card, which stripe-mock cannot.
+func runDevEvent(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if len(os.Args) < 3 {
+		return errors.New("usage: carebook dev-event PAYMENT-ID [payment_intent.amount_capturable_updated|payment_intent.payment_failed|payment_intent.succeeded]")
+	}
+	paymentID, typ := os.Args[2], "payment_intent.amount_capturable_updated"
+	if len(os.Args) > 3 {
+		typ = os.Args[3]
+	}
+	status := map[string]string{
+		"payment_intent.amount_capturable_updated": "requires_capture",
+		"payment_intent.payment_failed":            "requires_payment_method",
+		"payment_intent.succeeded":                 "succeeded",
+	}[typ]
+	if status == "" {
+		return fmt.Errorf("unknown event type %q", typ)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	body, err := json.Marshal(map[string]any{
+		"id": "evt_dev_" + hex.EncodeToString(b[:]), "object": "event", "type": typ, "created": time.Now().Unix(),
+		"livemode": false, "api_version": "2023-10-16",
+		"data": map[string]any{"object": map[string]any{"id": "pi_dev", "object": "payment_intent", "status": status,
+			"metadata": map[string]string{"paymentID": paymentID}}},
+	})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cfg.HTTPAddr+"/v1/webhooks/stripe/"+cfg.DemoTenant, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", payments.SignForTest(devWebhookSecret, time.Now(), body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("post to dev's api: %w", err)
+	}
+	defer res.Body.Close()
+	answer, _ := io.ReadAll(res.Body)
+	fmt.Printf("%s %s\n", res.Status, bytes.TrimSpace(answer))
+	if res.StatusCode != http.StatusOK {
+		return errors.New("the api refused the event")
+	}
+	return nil
 }

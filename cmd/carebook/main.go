@@ -6,6 +6,9 @@
 //	carebook worker   the Temporal workers
 //	carebook migrate  apply database migrations
 //	carebook seed     write the demo network
+//	carebook dev-event PAYMENT-ID [TYPE]
+//	                  send dev's api a signed Stripe event about a payment,
+//	                  as Stripe would after the patient pays
 //
 // Configuration comes from the environment; see Config and the README.
 package main
@@ -21,7 +24,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed")
+		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|dev-event")
 		os.Exit(2)
 	}
 	cfg, err := FromEnv()
@@ -34,11 +37,12 @@ func main() {
 	defer stop()
 
 	commands := map[string]func(context.Context, Config, *slog.Logger) error{
-		"dev":     runDev,
-		"api":     runAPI,
-		"worker":  runWorker,
-		"migrate": runMigrate,
-		"seed":    runSeed,
+		"dev":       runDev,
+		"api":       runAPI,
+		"worker":    runWorker,
+		"migrate":   runMigrate,
+		"seed":      runSeed,
+		"dev-event": runDevEvent,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {

@@ -25,6 +25,7 @@ import (
 	"github.com/carebook/carebook/api"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/payments/accounts"
 	"github.com/carebook/carebook/workers"
 )
 
@@ -78,16 +79,35 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer closeDB(db)
+	accts, err := newAccounts(cfg, db)
+	if err != nil {
+		return err
+	}
 	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	return serveWorker(ctx, tc, db)
+	return serveWorker(ctx, tc, db, accts)
 }
 
-func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB) error {
-	w := workers.New(tc, workers.Deps{Appointments: &activities.Appointments{DB: db}})
+// newAccounts builds the tenants' payment accounts over db.
+func newAccounts(cfg Config, db *gorm.DB) (*accounts.Accounts, error) {
+	if len(cfg.SecretsKey) == 0 {
+		return nil, errors.New("CAREBOOK_SECRETS_KEY is required (64 hex digits; carebook dev makes its own)")
+	}
+	sealer, err := accounts.NewSealer(cfg.SecretsKey)
+	if err != nil {
+		return nil, err
+	}
+	return &accounts.Accounts{DB: db, Sealer: sealer, StripeURL: cfg.StripeURL}, nil
+}
+
+func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts) error {
+	w := workers.New(tc, workers.Deps{
+		Appointments: &activities.Appointments{DB: db},
+		Payments:     &activities.Payments{DB: db, Accounts: accts},
+	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -116,19 +136,23 @@ func runAPI(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer tc.Close()
+	accts, err := newAccounts(cfg, db)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return serveAPI(ctx, ln, cfg, logger, db, rdb, tc)
+	return serveAPI(ctx, ln, cfg, logger, db, rdb, tc, accts)
 }
 
-func serveAPI(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger, db *gorm.DB, rdb *redis.Client, tc client.Client) error {
+func serveAPI(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger, db *gorm.DB, rdb *redis.Client, tc client.Client, accts *accounts.Accounts) error {
 	tokens, err := api.NewTokens(cfg.JWTKey, nil)
 	if err != nil {
 		return err
 	}
-	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens,
+	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts,
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies}
 	h, err := s.Router()
 	if err != nil {
@@ -220,13 +244,14 @@ func hostOf(dsn string) string {
 	return u.Host
 }
 
-// jwtKey returns the configured signing key, or dev's own kept in the data
-// folder so that tokens survive a restart.
-func jwtKey(cfg Config) ([]byte, error) {
-	if len(cfg.JWTKey) > 0 {
-		return cfg.JWTKey, nil
+// devKey returns configured when set, or dev's own 32-byte key kept in the
+// data folder under name, so that tokens and sealed secrets survive a
+// restart.
+func devKey(cfg Config, configured []byte, name string) ([]byte, error) {
+	if len(configured) > 0 {
+		return configured, nil
 	}
-	path := filepath.Join(cfg.DataDir, "jwt.key")
+	path := filepath.Join(cfg.DataDir, name)
 	if b, err := os.ReadFile(path); err == nil {
 		return hex.DecodeString(strings.TrimSpace(string(b)))
 	}
@@ -238,7 +263,7 @@ func jwtKey(cfg Config) ([]byte, error) {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
 	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)), 0o600); err != nil {
-		return nil, fmt.Errorf("write signing key: %w", err)
+		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	return key, nil
 }

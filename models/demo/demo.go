@@ -110,11 +110,14 @@ func build(o Options) Network {
 	spec := func(code string) *uuid.UUID { u := id(s, "specialty", code); return &u }
 	n.Types = []models.AppointmentType{
 		{ID: id(s, "type", "family-visit"), TenantID: t, SpecialtyID: spec("family"), Code: "family-visit", Name: "Family medicine visit",
-			DurationMinutes: 20, Mode: models.ModeInPerson, Currency: "USD", MinNoticeMin: 60, HorizonDays: 60},
+			DurationMinutes: 20, Mode: models.ModeInPerson, Currency: "USD", MinNoticeMin: 60, HorizonDays: 60,
+			HoldMinutes: 15, FreeCancelHours: 24, CaptureAt: "after_visit"},
 		{ID: id(s, "type", "cardiology-consult"), TenantID: t, SpecialtyID: spec("cardiology"), Code: "cardiology-consult", Name: "Cardiology consultation",
-			DurationMinutes: 30, Mode: models.ModeInPerson, PriceMinor: 12000, Currency: "USD", BufferAfterMin: 10, MinNoticeMin: 120, HorizonDays: 60},
+			DurationMinutes: 30, Mode: models.ModeInPerson, PriceMinor: 12000, Currency: "USD", BufferAfterMin: 10, MinNoticeMin: 120, HorizonDays: 60,
+			HoldMinutes: 15, FreeCancelHours: 24, LateCancelFeeBps: 5000, NoShowFeeBps: 10000, CaptureAt: "check_in"},
 		{ID: id(s, "type", "dermatology-video"), TenantID: t, SpecialtyID: spec("dermatology"), Code: "dermatology-video", Name: "Dermatology video visit",
-			DurationMinutes: 15, Mode: models.ModeVideo, PriceMinor: 5000, Currency: "USD", MinNoticeMin: 30, HorizonDays: 30},
+			DurationMinutes: 15, Mode: models.ModeVideo, PriceMinor: 5000, Currency: "USD", MinNoticeMin: 30, HorizonDays: 30,
+			HoldMinutes: 15, FreeCancelHours: 12, LateCancelFeeBps: 2500, NoShowFeeBps: 5000, CaptureAt: "after_visit"},
 	}
 	n.Patients = []models.Patient{
 		{ID: id(s, "patient", "ayse"), TenantID: t, GivenName: "Ayşe", FamilyName: "Öztürk", Phone: "+90 555 000 0001"},

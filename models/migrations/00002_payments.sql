@@ -2,6 +2,16 @@
 -- Payments: one payment per paid appointment, its provider intent, refunds,
 -- the webhook events that moved it, and an append-only double-entry ledger.
 
+-- Money rules of a paid appointment type: how long the slot is held while
+-- the patient pays, until when cancelling is free, what a late cancel or a
+-- no-show costs (basis points of the price) and when the hold is captured.
+ALTER TABLE appointment_types
+    ADD COLUMN hold_minutes        integer NOT NULL DEFAULT 15 CHECK (hold_minutes BETWEEN 5 AND 120),
+    ADD COLUMN free_cancel_hours   integer NOT NULL DEFAULT 24 CHECK (free_cancel_hours BETWEEN 0 AND 720),
+    ADD COLUMN late_cancel_fee_bps integer NOT NULL DEFAULT 0 CHECK (late_cancel_fee_bps BETWEEN 0 AND 10000),
+    ADD COLUMN no_show_fee_bps     integer NOT NULL DEFAULT 0 CHECK (no_show_fee_bps BETWEEN 0 AND 10000),
+    ADD COLUMN capture_at          text NOT NULL DEFAULT 'after_visit' CHECK (capture_at IN ('check_in', 'after_visit'));
+
 -- Each tenant's provider account. Secrets are sealed (AES-GCM) by the
 -- application before they reach the database; the row holds ciphertext.
 CREATE TABLE tenant_payment_settings (
@@ -23,7 +33,6 @@ CREATE TABLE payments (
     practitioner_id     uuid NOT NULL,
     provider            text NOT NULL CHECK (provider IN ('stripe', 'offline')),
     provider_intent_id  text,
-    client_secret       text,
     status              text NOT NULL CHECK (status IN
         ('requires_payment', 'authorized', 'captured', 'voided', 'failed', 'expired', 'refunded', 'partially_refunded')),
     amount_minor        bigint NOT NULL CHECK (amount_minor > 0),
@@ -40,7 +49,9 @@ CREATE TABLE payments (
     UNIQUE (tenant_id, id),
     CHECK (refunded_minor <= captured_minor)
 );
-CREATE UNIQUE INDEX payments_intent ON payments (provider_intent_id) WHERE provider_intent_id IS NOT NULL;
+-- Not unique: Stripe never repeats an intent ID, but stripe-mock answers
+-- every create with the same one, and dev and tests run against it.
+CREATE INDEX payments_intent ON payments (provider_intent_id) WHERE provider_intent_id IS NOT NULL;
 CREATE INDEX payments_tenant_created ON payments (tenant_id, created_at);
 
 CREATE TABLE refunds (
@@ -144,6 +155,8 @@ GRANT UPDATE ON tenant_payment_settings, payments, refunds, webhook_events TO ca
 GRANT USAGE ON SEQUENCE ledger_postings_id_seq TO carebook_app;
 
 -- +goose Down
+ALTER TABLE appointment_types DROP COLUMN hold_minutes, DROP COLUMN free_cancel_hours,
+    DROP COLUMN late_cancel_fee_bps, DROP COLUMN no_show_fee_bps, DROP COLUMN capture_at;
 DROP TABLE ledger_postings, ledger_entries, webhook_events, refunds, payments, tenant_payment_settings;
 DROP FUNCTION ledger_entry_balances();
 ALTER TABLE appointments DROP CONSTRAINT appointments_tenant_id_unique;
