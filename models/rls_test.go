@@ -19,6 +19,7 @@ var tenantTables = []string{
 	"appointment_types", "schedule_rules", "schedule_exceptions", "appointments",
 	"idempotency_keys", "notification_outbox",
 	"tenant_payment_settings", "payments", "refunds", "webhook_events", "ledger_entries", "ledger_postings",
+	"settlement_reports", "discrepancies",
 }
 
 func seedTwo(t *testing.T) (db modelstest.DB, app *gorm.DB, a, b demo.Network) {
