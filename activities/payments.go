@@ -25,8 +25,16 @@ import (
 // written, so no step moves or records money twice.
 type Payments struct {
 	DB       *gorm.DB
-	Accounts *accounts.Accounts
+	Accounts ProviderSource
 }
+
+// ProviderSource hands out a tenant's payment provider;
+// *accounts.Accounts is the real one.
+type ProviderSource interface {
+	Provider(ctx context.Context, tenant uuid.UUID) (provider.Provider, error)
+}
+
+var _ ProviderSource = (*accounts.Accounts)(nil)
 
 // Payment is a row of payments.
 type Payment struct {
@@ -169,6 +177,11 @@ func (p *Payments) RefundPayment(ctx context.Context, s workflows.PaymentStep) (
 	err = models.InTenant(ctx, p.DB, tenant, func(tx *gorm.DB) error {
 		err := tx.Where("idempotency_key = ?", s.Key).Take(&refund).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
+			// Checked when the refund is first recorded; a retry of a
+			// recorded one finishes it whatever came since.
+			if left := captured - pay.RefundedMinor; s.AmountMinor > left {
+				return temporal.NewNonRetryableApplicationError("refund exceeds what is left", workflows.ErrTypeRefundTooLarge, nil)
+			}
 			refund = models.Refund{ID: uuid.New(), TenantID: tenant, PaymentID: pay.ID, AmountMinor: s.AmountMinor, Currency: s.Currency,
 				Reason: s.Reason, Status: "pending", IdempotencyKey: s.Key}
 			if u, err := uuid.Parse(s.UserID); err == nil {
@@ -178,14 +191,15 @@ func (p *Payments) RefundPayment(ctx context.Context, s workflows.PaymentStep) (
 		}
 		return err
 	})
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return workflows.PaymentSummary{}, err
+	}
 	if err != nil {
 		return workflows.PaymentSummary{}, fmt.Errorf("record refund: %w", err)
 	}
 	if refund.Status == "succeeded" {
 		return summaryOf(pay), nil
-	}
-	if left := captured - pay.RefundedMinor; s.AmountMinor > left {
-		return workflows.PaymentSummary{}, temporal.NewNonRetryableApplicationError("refund exceeds what is left", workflows.ErrTypeRefundTooLarge, nil)
 	}
 	var providerRefundID string
 	if prov.Name() != provider.NameOffline {
