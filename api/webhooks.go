@@ -85,7 +85,7 @@ func (s *Server) stripeWebhook(c *gin.Context) error {
 		c.JSON(http.StatusOK, gin.H{"received": true, "duplicate": true})
 		return nil
 	}
-	if stored.PaymentID != nil && strings.HasPrefix(ev.Type, "payment_intent.") {
+	if stored.PaymentID != nil && (strings.HasPrefix(ev.Type, "payment_intent.") || strings.HasPrefix(ev.Type, "charge.")) {
 		if err := s.signalPayment(ctx, *stored.PaymentID, ev); err != nil {
 			return err
 		}

@@ -86,6 +86,7 @@ func (p *payment) run(ctx workflow.Context) (PaymentState, error) {
 		p.watchLateSuccess(ctx)
 	default:
 		p.tellAppointment(ctx, OutcomeSecured)
+		workflow.Go(ctx, p.noteProviderEvents)
 		p.followVisit(ctx)
 		p.awaitRefunds(ctx)
 	}
@@ -179,6 +180,19 @@ func (p *payment) watchLateSuccess(ctx workflow.Context) {
 			p.step(ctx, "late hold voided", ActivityVoidPayment, PaymentStep{Key: p.key("late-void"), Kind: p.state.Status})
 		}
 		return
+	}
+}
+
+// noteProviderEvents records what the provider reports once the money is
+// secured (refunds it confirms, disputes a patient opens, a hold that
+// lapsed) in the saga's steps, which the billing timeline shows.
+// TODO(#3): act on a lapsed hold (charge the saved card instead) and on
+// disputes (evidence, and a discrepancy for billing).
+func (p *payment) noteProviderEvents(ctx workflow.Context) {
+	for {
+		var ev ProviderEvent
+		p.events.Receive(ctx, &ev)
+		p.note(ctx, "provider reported "+ev.Type)
 	}
 }
 
