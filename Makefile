@@ -3,6 +3,9 @@
 export GOTOOLCHAIN := go1.27.3
 
 GO ?= go
+# Tests read real public inputs (HL7, FHIR, Stripe events) in place from the
+# shared cases folder beside the repository.
+export CAREBOOK_SHARED_CASES ?= $(abspath $(CURDIR)/../shared/cases)
 # workflowcheck is Temporal's determinism linter for workflow code.
 WORKFLOWCHECK_VERSION ?= v0.6.0
 
