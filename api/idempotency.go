@@ -40,7 +40,7 @@ func (s *Server) idempotent(c *gin.Context, fn func(id uuid.UUID) error) error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(append([]byte(c.Request.Method+" "+c.FullPath()+"\n"), body...))
+	sum := sha256.Sum256(append([]byte(c.Request.Method+" "+c.Request.URL.Path+"\n"), body...))
 	hash := hex.EncodeToString(sum[:])
 	id := uuid.NewSHA1(idempotencyNamespace, []byte(p.TenantID.String()+"/"+p.UserID.String()+"/"+key))
 

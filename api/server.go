@@ -96,6 +96,13 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/appointments/:id/reschedule", s.handle(allow(s.rescheduleAppointment, roleReschedule...)))
 	authed.POST("/appointments/:id/check-in", s.handle(allow(s.checkInAppointment, roleCheckIn...)))
 	authed.GET("/schedule", s.handle(allow(s.schedule, roleSchedule...)))
+
+	authed.GET("/payments", s.handle(allow(s.listPayments, roleBilling...)))
+	authed.GET("/payments/:id", s.handle(allow(s.getPayment, roleBilling...)))
+	authed.POST("/payments/:id/refund", s.handle(allow(s.refundPayment, roleBilling...)))
+	authed.GET("/billing/daily-totals", s.handle(allow(s.dailyTotals, roleBilling...)))
+	authed.GET("/discrepancies", s.handle(allow(s.listDiscrepancies, roleBilling...)))
+	authed.POST("/discrepancies/:id/resolve", s.handle(allow(s.resolveDiscrepancy, roleBilling...)))
 	return r, nil
 }
 
