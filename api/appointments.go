@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -397,8 +396,8 @@ func (s *Server) view(p Principal, r appointmentRow) appointmentView {
 	}
 	// Operators follow the link to the workflow's history; patients have
 	// no use for it.
-	if s.TemporalUIURL != "" && p.Role != models.RolePatient {
-		v.WorkflowURL = fmt.Sprintf("%s/namespaces/%s/workflows/%s", strings.TrimRight(s.TemporalUIURL, "/"), s.Namespace, v.WorkflowID)
+	if p.Role != models.RolePatient {
+		v.WorkflowURL = s.temporalLink(v.WorkflowID)
 	}
 	return v
 }

@@ -195,12 +195,13 @@ func validPaymentStatus(s string) bool {
 }
 
 // tenantZone is the zone billing days are counted in: the tenant's first
-// facility's (by creation, then name), or UTC for a tenant without one.
+// facility's by name, or UTC for a tenant without one; the nightly
+// settlement (activities.TenantTimeZone) picks the same.
 // TODO(#3): a tenant-level zone setting, shared with the nightly
 // settlement, once tenants have settings of their own.
 func tenantZone(tx *gorm.DB) (*time.Location, string, error) {
 	var zones []string
-	if err := tx.Table("facilities").Order("created_at, name").Limit(1).Pluck("time_zone", &zones).Error; err != nil {
+	if err := tx.Table("facilities").Order("name").Limit(1).Pluck("time_zone", &zones).Error; err != nil {
 		return nil, "", internal(err)
 	}
 	if len(zones) == 0 {

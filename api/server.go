@@ -101,6 +101,9 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/payments/:id", s.handle(allow(s.getPayment, roleBilling...)))
 	authed.POST("/payments/:id/refund", s.handle(allow(s.refundPayment, roleBilling...)))
 	authed.GET("/billing/daily-totals", s.handle(allow(s.dailyTotals, roleBilling...)))
+	authed.POST("/billing/settlements", s.handle(allow(s.startSettlements, roleBilling...)))
+	authed.GET("/billing/settlements", s.handle(allow(s.listSettlements, roleBilling...)))
+	authed.GET("/billing/settlements/:day", s.handle(allow(s.getSettlement, roleBilling...)))
 	authed.GET("/discrepancies", s.handle(allow(s.listDiscrepancies, roleBilling...)))
 	authed.POST("/discrepancies/:id/resolve", s.handle(allow(s.resolveDiscrepancy, roleBilling...)))
 	return r, nil

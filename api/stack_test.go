@@ -82,9 +82,10 @@ func newStack(t *testing.T) *stack {
 	// Each stack gets its own task queue name on its own server, so the
 	// worker only ever sees this test's database.
 	ts.NewWorker(workflows.AppointmentTaskQueue, func(r worker.Registry) {
-		workers.RegisterAppointments(r, workers.Deps{
+		workers.Register(r, workers.Deps{
 			Appointments: &activities.Appointments{DB: app},
 			Payments:     &activities.Payments{DB: app, Accounts: accts},
+			Settlement:   &activities.Settlement{DB: app, Providers: accts},
 		})
 	})
 	st.Temporal = ts.GetDefaultClient()

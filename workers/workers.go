@@ -16,6 +16,7 @@ import (
 type Deps struct {
 	Appointments *activities.Appointments
 	Payments     *activities.Payments
+	Settlement   *activities.Settlement
 }
 
 // Registrar is the part of a worker (or of the SDK's test environment) that
@@ -58,9 +59,15 @@ func RegisterAppointments(r Registrar, d Deps) {
 	}
 }
 
-// New returns the appointment worker, not yet started.
+// Register registers every workflow and activity the worker runs.
+func Register(r Registrar, d Deps) {
+	RegisterAppointments(r, d)
+	RegisterSettlement(r, d)
+}
+
+// New returns the worker, not yet started.
 func New(c client.Client, d Deps) worker.Worker {
 	w := worker.New(c, workflows.AppointmentTaskQueue, worker.Options{})
-	RegisterAppointments(w, d)
+	Register(w, d)
 	return w
 }

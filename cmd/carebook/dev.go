@@ -98,7 +98,7 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer tc.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveWorker(gctx, tc, db, accts) })
+	g.Go(func() error { return serveWorker(gctx, tc, db, accts, logger) })
 	g.Go(func() error { return serveAPI(gctx, ln, cfg, logger, db, rdb, tc, accts) })
 	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network, payNote)
 	return g.Wait()

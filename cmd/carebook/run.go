@@ -88,7 +88,7 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer tc.Close()
-	return serveWorker(ctx, tc, db, accts)
+	return serveWorker(ctx, tc, db, accts, logger)
 }
 
 // newAccounts builds the tenants' payment accounts over db.
@@ -103,13 +103,20 @@ func newAccounts(cfg Config, db *gorm.DB) (*accounts.Accounts, error) {
 	return &accounts.Accounts{DB: db, Sealer: sealer, StripeURL: cfg.StripeURL}, nil
 }
 
-func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts) error {
+func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, logger *slog.Logger) error {
 	w := workers.New(tc, workers.Deps{
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
+		Settlement:   &activities.Settlement{DB: db, Providers: accts},
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
+	}
+	// Every worker start brings each tenant's nightly settlement Schedule
+	// up to date; a failure is logged, not fatal: bookings do not wait on
+	// it, and the next start tries again.
+	if err := workers.EnsureSettlementSchedules(ctx, tc, db); err != nil {
+		logger.Error("settlement schedules not ensured", "error", err)
 	}
 	<-ctx.Done()
 	w.Stop()
