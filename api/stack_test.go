@@ -38,6 +38,9 @@ import (
 type stack struct {
 	t        *testing.T
 	Server   *api.Server
+	TS       *temporaltest.TestServer
+	Worker   worker.Worker
+	Deps     workers.Deps
 	URL      string
 	Admin    *gorm.DB // owner connection: bypasses RLS, for assertions
 	App      *gorm.DB
@@ -81,13 +84,13 @@ func newStack(t *testing.T) *stack {
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	// Each stack gets its own task queue name on its own server, so the
 	// worker only ever sees this test's database.
-	ts.NewWorker(workflows.AppointmentTaskQueue, func(r worker.Registry) {
-		workers.Register(r, workers.Deps{
-			Appointments: &activities.Appointments{DB: app},
-			Payments:     &activities.Payments{DB: app, Accounts: accts},
-			Settlement:   &activities.Settlement{DB: app, Providers: accts},
-		})
-	})
+	st.TS = ts
+	st.Deps = workers.Deps{
+		Appointments: &activities.Appointments{DB: app},
+		Payments:     &activities.Payments{DB: app, Accounts: accts},
+		Settlement:   &activities.Settlement{DB: app, Providers: accts},
+	}
+	st.Worker = st.startWorker(st.Deps)
 	st.Temporal = ts.GetDefaultClient()
 
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
@@ -117,6 +120,11 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(hs.Close)
 	st.URL = hs.URL
 	return st
+}
+
+// startWorker starts a worker with deps on the stack's Temporal server.
+func (st *stack) startWorker(deps workers.Deps) worker.Worker {
+	return st.TS.NewWorker(workflows.AppointmentTaskQueue, func(r worker.Registry) { workers.Register(r, deps) })
 }
 
 // testWebhookSecret is tenant demo's Stripe endpoint secret in tests.
