@@ -118,7 +118,7 @@ func (s *Server) signup(c *gin.Context) error {
 	if err := bindJSON(c, &req); err != nil {
 		return err
 	}
-	if err := s.throttle(c, "signup", signupLimit); err != nil {
+	if err := s.throttle(c, "signup", s.SignupLimit); err != nil {
 		return err
 	}
 	email, err := normaliseEmail(req.Email)
@@ -175,7 +175,7 @@ func (s *Server) login(c *gin.Context) error {
 	if err := bindJSON(c, &req); err != nil {
 		return err
 	}
-	if err := s.throttle(c, "login", loginLimit); err != nil {
+	if err := s.throttle(c, "login", s.LoginLimit); err != nil {
 		return err
 	}
 	failed := unauthorized("The tenant, e-mail or password is wrong.")
@@ -220,9 +220,9 @@ func (s *Server) login(c *gin.Context) error {
 // the server spend. TODO(#5): per-account lockout with backoff and a GCRA
 // limiter for every route class.
 const (
-	throttleWindow = time.Minute
-	loginLimit     = 20
-	signupLimit    = 5
+	throttleWindow     = time.Minute
+	defaultLoginLimit  = 20
+	defaultSignupLimit = 5
 )
 
 // throttle counts attempts per route class and client address in a fixed

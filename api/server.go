@@ -43,6 +43,10 @@ type Server struct {
 	// believed. Empty trusts none: the client is the TCP peer, so nobody
 	// can pick the address that rate limits count.
 	TrustedProxies []string
+	// LoginLimit and SignupLimit are attempts per client address a
+	// minute; zero means the defaults (20 and 5).
+	LoginLimit  int64
+	SignupLimit int64
 }
 
 // Router returns the HTTP handler with every route. This is the one list of
@@ -53,6 +57,12 @@ func (s *Server) Router() (http.Handler, error) {
 	}
 	if s.RedisPrefix == "" {
 		s.RedisPrefix = "carebook:"
+	}
+	if s.LoginLimit == 0 {
+		s.LoginLimit = defaultLoginLimit
+	}
+	if s.SignupLimit == 0 {
+		s.SignupLimit = defaultSignupLimit
 	}
 	validate, err := newValidator()
 	if err != nil {

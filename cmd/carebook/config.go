@@ -28,6 +28,8 @@ type Config struct {
 	TrustedProxies    []string // CAREBOOK_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 	SecretsKey        []byte   // CAREBOOK_SECRETS_KEY: hex, 32 bytes; seals tenants' provider secrets; dev makes one
 	StripeURL         string   // CAREBOOK_STRIPE_URL: Stripe API base; empty is Stripe's own (dev: a local stripe-mock)
+	LoginLimit        int      // CAREBOOK_LOGIN_LIMIT: logins per client address a minute (dev: 1000)
+	SignupLimit       int      // CAREBOOK_SIGNUP_LIMIT: sign-ups per client address a minute (dev: 1000)
 }
 
 // FromEnv reads the configuration from the environment.
@@ -54,6 +56,12 @@ func FromEnv() (Config, error) {
 		return c, err
 	}
 	if c.TemporalUIPort, err = envInt("CAREBOOK_TEMPORAL_UI_PORT", 8233); err != nil {
+		return c, err
+	}
+	if c.LoginLimit, err = envInt("CAREBOOK_LOGIN_LIMIT", 0); err != nil {
+		return c, err
+	}
+	if c.SignupLimit, err = envInt("CAREBOOK_SIGNUP_LIMIT", 0); err != nil {
 		return c, err
 	}
 	c.StripeURL = os.Getenv("CAREBOOK_STRIPE_URL")

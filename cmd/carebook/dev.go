@@ -50,6 +50,14 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// A laptop has one user on loopback: the per-address limits would
+	// only get in the way of demos and the benchmark.
+	if cfg.LoginLimit == 0 {
+		cfg.LoginLimit = 1000
+	}
+	if cfg.SignupLimit == 0 {
+		cfg.SignupLimit = 1000
+	}
 	if cfg.JWTKey, err = devKey(cfg, cfg.JWTKey, "jwt.key"); err != nil {
 		return err
 	}

@@ -160,7 +160,8 @@ func serveAPI(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Log
 		return err
 	}
 	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts,
-		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies}
+		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies,
+		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit)}
 	h, err := s.Router()
 	if err != nil {
 		return err
