@@ -260,8 +260,9 @@ func (p *Payments) RefundPayment(ctx context.Context, s workflows.PaymentStep) (
 	return sum, nil
 }
 
-// ChargeNoShowFee charges the fee off-session on the card saved with the
-// original intent, when its hold is gone.
+// ChargeNoShowFee charges off-session on the card saved with the original
+// intent, once its hold has lapsed: the no-show or late-cancel fee (s.Kind
+// names it), or the visit itself (s.Kind "capture").
 func (p *Payments) ChargeNoShowFee(ctx context.Context, s workflows.PaymentStep) (workflows.PaymentSummary, error) {
 	tenant, pay, prov, err := p.load(ctx, s)
 	if err != nil {
@@ -278,12 +279,19 @@ func (p *Payments) ChargeNoShowFee(ctx context.Context, s workflows.PaymentStep)
 			return workflows.PaymentSummary{}, providerError(err)
 		}
 	}
-	entry, err := payments.FeeCharged(s.PaymentID, s.Kind, payments.Money{Amount: s.AmountMinor, Currency: s.Currency})
+	money := payments.Money{Amount: s.AmountMinor, Currency: s.Currency}
+	cols := map[string]any{"captured_minor": pay.CapturedMinor + s.AmountMinor, "status": workflows.PaymentCaptured}
+	var entry payments.Entry
+	if s.Kind == "capture" {
+		entry, err = payments.Captured(s.PaymentID, money)
+	} else {
+		entry, err = payments.FeeCharged(s.PaymentID, s.Kind, money)
+		cols["fee_minor"] = s.AmountMinor
+	}
 	if err != nil {
 		return workflows.PaymentSummary{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeProviderReject, nil)
 	}
-	return p.commit(ctx, tenant, pay.ID, map[string]any{"fee_minor": s.AmountMinor, "captured_minor": pay.CapturedMinor + s.AmountMinor,
-		"status": workflows.PaymentCaptured}, entry)
+	return p.commit(ctx, tenant, pay.ID, cols, entry)
 }
 
 func (p *Payments) load(ctx context.Context, s workflows.PaymentStep) (uuid.UUID, Payment, provider.Provider, error) {

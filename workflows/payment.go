@@ -64,6 +64,10 @@ type payment struct {
 	news   workflow.ReceiveChannel
 	mu     workflow.Mutex // serialises money steps from the saga and refunds
 	closed bool           // the visit is over: only refunds remain
+	// lapsed is set when the provider cancelled the secured hold before
+	// it was captured (card authorizations last about a week): money is
+	// then charged off-session on the card saved with the intent.
+	lapsed bool
 }
 
 func (p *payment) register(ctx workflow.Context) error {
@@ -183,15 +187,20 @@ func (p *payment) watchLateSuccess(ctx workflow.Context) {
 	}
 }
 
-// noteProviderEvents records what the provider reports once the money is
-// secured (refunds it confirms, disputes a patient opens, a hold that
-// lapsed) in the saga's steps, which the billing timeline shows.
-// TODO(#3): act on a lapsed hold (charge the saved card instead) and on
-// disputes (evidence, and a discrepancy for billing).
+// noteProviderEvents follows what the provider reports once the money is
+// secured: a hold that lapses before its capture switches the saga to
+// charging the saved card; the rest (refunds it confirms, disputes) is
+// recorded in the saga's steps, which the billing timeline shows.
+// TODO(#3): act on disputes (evidence, and a discrepancy for billing).
 func (p *payment) noteProviderEvents(ctx workflow.Context) {
 	for {
 		var ev ProviderEvent
 		p.events.Receive(ctx, &ev)
+		if ev.Type == "payment_intent.canceled" && p.state.CapturedMinor == 0 && !p.closed {
+			p.lapsed = true
+			p.note(ctx, "hold lapsed; the saved card will be charged")
+			continue
+		}
 		p.note(ctx, "provider reported "+ev.Type)
 	}
 }
@@ -247,6 +256,8 @@ func (p *payment) cancelled(ctx workflow.Context, n AppointmentNews) {
 		_, fee = p.policy().OnCancel(p.price(), p.in.StartsAt, n.At)
 	}
 	switch {
+	case p.state.CapturedMinor == 0 && fee.Amount == 0 && p.lapsed:
+		p.record(ctx, PaymentVoided, "")
 	case p.state.CapturedMinor == 0 && fee.Amount == 0:
 		p.void(ctx, PaymentVoided)
 	case p.state.CapturedMinor == 0:
@@ -265,10 +276,8 @@ func (p *payment) noShow(ctx workflow.Context) {
 	case fee.Amount == 0 && p.state.CapturedMinor == 0:
 		p.void(ctx, PaymentVoided)
 	case fee.Amount == 0:
-	case p.state.Status == PaymentAuthorized:
-		p.capture(ctx, fee.Amount, payments.FeeNoShow)
 	default:
-		p.step(ctx, "no-show fee charged", ActivityChargeNoShow, PaymentStep{Key: p.key("noshow-fee"), AmountMinor: fee.Amount, Kind: payments.FeeNoShow})
+		p.capture(ctx, fee.Amount, payments.FeeNoShow)
 	}
 }
 
@@ -301,7 +310,13 @@ func (p *payment) refund(ctx workflow.Context, r BillingRefund) (PaymentState, e
 	return p.state, err
 }
 
+// capture takes amount for kind: from the hold while it stands, otherwise
+// off-session from the saved card.
 func (p *payment) capture(ctx workflow.Context, amount int64, kind string) {
+	if p.lapsed {
+		p.step(ctx, "charged off-session "+kind, ActivityChargeNoShow, PaymentStep{Key: p.key("charge-" + kind), AmountMinor: amount, Kind: kind})
+		return
+	}
 	p.step(ctx, "captured "+kind, ActivityCapturePayment, PaymentStep{Key: p.key("capture"), AmountMinor: amount, Kind: kind})
 }
 

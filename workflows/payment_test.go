@@ -202,7 +202,10 @@ func (f *fakePayments) refund(ctx context.Context, s workflows.PaymentStep) (wor
 
 func (f *fakePayments) chargeNoShow(ctx context.Context, s workflows.PaymentStep) (workflows.PaymentSummary, error) {
 	return f.step(workflows.ActivityChargeNoShow, s, func() error {
-		f.status, f.captured, f.fee = workflows.PaymentCaptured, f.captured+s.AmountMinor, s.AmountMinor
+		f.status, f.captured = workflows.PaymentCaptured, f.captured+s.AmountMinor
+		if s.Kind != "capture" {
+			f.fee = s.AmountMinor
+		}
 		return nil
 	})
 }
@@ -685,6 +688,36 @@ func TestPaymentSaga(t *testing.T) {
 			wantEnd:      in3Days.Add(5 * time.Minute).Add(30 * 24 * time.Hour),
 		},
 		{
+			name: "a hold that lapses before a no-show is charged on the saved card",
+			msgs: []sagaMsg{
+				providerEvent(paidAt, evAuthorized),
+				providerEvent(paidAt.Add(24*time.Hour), evCanceled),
+				news(closesAt, workflows.NewsNoShow),
+			},
+			want: []payCall{
+				recorded(paidAt, workflows.PaymentAuthorized, ""),
+				{at: closesAt, activity: workflows.ActivityChargeNoShow, key: stepKey("charge-noshow"), amount: price, kind: "noshow"},
+			},
+			wantOutcomes: secured,
+			wantMoney:    money{Status: workflows.PaymentCaptured, Captured: price, Fee: price},
+			wantEnd:      refundEnd,
+		},
+		{
+			name: "a hold that lapses before the visit is charged on the saved card after it",
+			msgs: []sagaMsg{
+				providerEvent(paidAt, evAuthorized),
+				providerEvent(paidAt.Add(24*time.Hour), evCanceled),
+				news(closesAt, workflows.NewsFulfilled),
+			},
+			want: []payCall{
+				recorded(paidAt, workflows.PaymentAuthorized, ""),
+				{at: closesAt, activity: workflows.ActivityChargeNoShow, key: stepKey("charge-capture"), amount: price, kind: "capture"},
+			},
+			wantOutcomes: secured,
+			wantMoney:    money{Status: workflows.PaymentCaptured, Captured: price},
+			wantEnd:      refundEnd,
+		},
+		{
 			name: "no-show with a full fee captures the hold as the fee",
 			msgs: []sagaMsg{
 				providerEvent(paidAt, evAuthorized),
@@ -796,8 +829,9 @@ func TestPaymentSaga(t *testing.T) {
 				providerEvent(paidAt, evAuthorized),
 				providerEvent(paidAt.Add(time.Minute), evAuthorized),
 				declined(paidAt.Add(2*time.Minute), "card_declined"),
-				providerEvent(paidAt.Add(3*time.Minute), evCanceled),
 				news(checkInAt, workflows.NewsCheckedIn),
+				// A cancellation after the capture is news of nothing.
+				providerEvent(checkInAt.Add(30*time.Second), evCanceled),
 				providerEvent(checkInAt.Add(time.Minute), evSucceeded),
 				news(closesAt, workflows.NewsFulfilled),
 			},
