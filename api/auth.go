@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/models"
@@ -233,13 +234,18 @@ func (s *Server) throttle(c *gin.Context, class string, limit int64) error {
 	}
 	key := s.RedisPrefix + class + ":" + c.ClientIP()
 	ctx := c.Request.Context()
-	n, err := s.Redis.Incr(ctx, key).Result()
+	// One round trip that also (re)sets a missing expiry, so a counter can
+	// never outlive its window, whatever happened between two calls.
+	var incr *redis.IntCmd
+	_, err := s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, key)
+		p.ExpireNX(ctx, key, throttleWindow)
+		return nil
+	})
 	if err != nil {
 		return unavailable(err)
 	}
-	if n == 1 {
-		s.Redis.Expire(ctx, key, throttleWindow)
-	}
+	n := incr.Val()
 	if n > limit {
 		ttl, _ := s.Redis.TTL(ctx, key).Result()
 		if ttl <= 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,5 +169,60 @@ func TestWebhookSignatures(t *testing.T) {
 	// A tenant without a Stripe account has no endpoint.
 	if r := st.do("POST", "/v1/webhooks/stripe/nowhere", "", body, "Stripe-Signature", header); r.Status != http.StatusNotFound {
 		t.Fatalf("unknown tenant: %d", r.Status)
+	}
+}
+
+// TestWebhookDeliveriesRaceAndOddText: Stripe may deliver one event several
+// times at once; the saga hears it once. A verified event whose text
+// Postgres's json would refuse (a lone surrogate escape) is still kept.
+func TestWebhookDeliveriesRaceAndOddText(t *testing.T) {
+	st := newStack(t)
+	token := st.login("demo", "ayse@demo.carebook.test")
+	cardio, cardioType := st.Demo.Practitioners[0].ID, st.Demo.Types[1].ID
+	free := st.freeSlots(token, cardio, cardioType)
+	r := st.do("POST", "/v1/appointments", token, map[string]any{"practitioner_id": cardio, "appointment_type_id": cardioType, "start": free[len(free)-1]["start"]})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("paid booking: %d %s", r.Status, r.Raw)
+	}
+	paymentID := r.Body["payment"].(map[string]any)["id"].(string)
+	secured := stripeEvent("evt_race_1", "payment_intent.amount_capturable_updated", paymentID, "requires_capture")
+	var wg sync.WaitGroup
+	codes := make([]int, 20)
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			codes[i] = st.webhook("demo", secured, time.Now(), testWebhookSecret).Status
+		}(i)
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("delivery %d: %d", i, c)
+		}
+	}
+	eventually(t, "the visit to be booked", func() bool {
+		return st.do("GET", "/v1/appointments/"+r.str("id"), token, nil).str("status") == "booked"
+	})
+	resp, err := st.Temporal.QueryWorkflow(t.Context(), "payment:"+paymentID, "", "payment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct{ Steps []string }
+	if err := resp.Get(&state); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range state.Steps {
+		if strings.Contains(step, "provider reported") {
+			t.Fatalf("a duplicate delivery reached the saga: %v", state.Steps)
+		}
+	}
+
+	odd := []byte(strings.Replace(string(stripeEvent("evt_odd_1", "charge.succeeded", paymentID, "")), `"status":""`, `"status":"","billing_details":{"name":"\ud800 \u0000"}`, 1))
+	if w := st.webhook("demo", odd, time.Now(), testWebhookSecret); w.Status != http.StatusOK {
+		t.Fatalf("odd but verified event: %d %s", w.Status, w.Raw)
+	}
+	if n := st.count("SELECT count(*) FROM webhook_events WHERE event_id = 'evt_odd_1'"); n != 1 {
+		t.Fatal("the odd event was not kept")
 	}
 }

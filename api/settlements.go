@@ -28,7 +28,7 @@ func (s *Server) startSettlements(c *gin.Context) error {
 	}
 	from, err1 := parseDay(req.From)
 	to, err2 := parseDay(req.To)
-	if err1 != nil || err2 != nil || to.Before(from) {
+	if err1 != nil || err2 != nil || to.Before(from) || from.AddDays(31).Before(to) {
 		return invalid("invalid-range", "from and to are dates (YYYY-MM-DD), from not after to.")
 	}
 	var loc *time.Location
@@ -44,8 +44,11 @@ func (s *Server) startSettlements(c *gin.Context) error {
 	}
 	p := principal(c)
 	runs, err := workflows.StartSettlements(c.Request.Context(), s.Temporal, p.TenantID.String(), from.String(), to.String())
+	if from.AddDays(31).Before(to) {
+		return invalid("invalid-range", "Settle at most 31 days at once.")
+	}
 	if err != nil && len(runs) == 0 {
-		return invalid("invalid-range", "Settle at most 31 days at once, and only days that have ended.")
+		return unavailable(err)
 	}
 	out := []gin.H{}
 	for _, r := range runs {

@@ -25,7 +25,7 @@ type webhookEvent struct {
 	Type       string
 	ObjectID   string
 	PaymentID  *uuid.UUID `gorm:"type:uuid"`
-	Payload    []byte     `gorm:"type:jsonb"`
+	Payload    []byte
 	CreatedAt  time.Time
 	ReceivedAt time.Time
 	RoutedAt   *time.Time
@@ -73,7 +73,7 @@ func (s *Server) stripeWebhook(c *gin.Context) error {
 			Payload: body, CreatedAt: ev.Created.UTC(), ReceivedAt: s.Now().UTC()}
 		if err := tx.Exec(`INSERT INTO webhook_events (tenant_id, event_id, type, object_id, payment_id, payload, created_at, received_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING`,
-			row.TenantID, row.EventID, row.Type, row.ObjectID, row.PaymentID, string(row.Payload), row.CreatedAt, row.ReceivedAt).Error; err != nil {
+			row.TenantID, row.EventID, row.Type, row.ObjectID, row.PaymentID, row.Payload, row.CreatedAt, row.ReceivedAt).Error; err != nil {
 			return err
 		}
 		return tx.Where("event_id = ?", ev.ID).Take(&stored).Error
@@ -85,16 +85,29 @@ func (s *Server) stripeWebhook(c *gin.Context) error {
 		c.JSON(http.StatusOK, gin.H{"received": true, "duplicate": true})
 		return nil
 	}
-	if stored.PaymentID != nil && (strings.HasPrefix(ev.Type, "payment_intent.") || strings.HasPrefix(ev.Type, "charge.")) {
-		if err := s.signalPayment(ctx, *stored.PaymentID, ev); err != nil {
-			return err
-		}
-	}
+	// Claim the routing: of deliveries of one event racing each other,
+	// only the one that sets routed_at signals the saga.
+	var claimed int64
 	err = models.InTenant(ctx, s.DB, tenant.ID, func(tx *gorm.DB) error {
-		return tx.Model(&webhookEvent{}).Where("event_id = ?", ev.ID).Update("routed_at", s.Now().UTC()).Error
+		res := tx.Model(&webhookEvent{}).Where("event_id = ? AND routed_at IS NULL", ev.ID).Update("routed_at", s.Now().UTC())
+		claimed = res.RowsAffected
+		return res.Error
 	})
 	if err != nil {
 		return internal(err)
+	}
+	if claimed == 0 {
+		c.JSON(http.StatusOK, gin.H{"received": true, "duplicate": true})
+		return nil
+	}
+	if stored.PaymentID != nil && (strings.HasPrefix(ev.Type, "payment_intent.") || strings.HasPrefix(ev.Type, "charge.")) {
+		if err := s.signalPayment(ctx, *stored.PaymentID, ev); err != nil {
+			// Give the claim back so that Stripe's retry routes it.
+			_ = models.InTenant(ctx, s.DB, tenant.ID, func(tx *gorm.DB) error {
+				return tx.Model(&webhookEvent{}).Where("event_id = ?", ev.ID).Update("routed_at", nil).Error
+			})
+			return err
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"received": true})
 	return nil

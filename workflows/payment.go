@@ -178,12 +178,13 @@ func (p *payment) watchLateSuccess(ctx workflow.Context) {
 		if !authorizedBy(ev) {
 			continue
 		}
+		// Every late event is acted on (a hold, then its capture, may both
+		// arrive); the keys make a repeat of either step a no-op.
 		if ev.IntentStatus == "succeeded" || ev.Type == "payment_intent.succeeded" {
 			p.step(ctx, "late success refunded", ActivityRefundPayment, PaymentStep{Key: p.key("late-refund"), AmountMinor: p.in.AmountMinor, Reason: "late-success"})
 		} else {
 			p.step(ctx, "late hold voided", ActivityVoidPayment, PaymentStep{Key: p.key("late-void"), Kind: p.state.Status})
 		}
-		return
 	}
 }
 

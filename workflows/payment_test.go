@@ -557,7 +557,22 @@ func TestPaymentSaga(t *testing.T) {
 			},
 			wantOutcomes: []outcomeSent{{holdUntil, workflows.OutcomeExpired}},
 			wantMoney:    money{Status: workflows.PaymentExpired},
-			wantEnd:      holdUntil.Add(2 * time.Hour),
+			wantEnd:      holdUntil.Add(24 * time.Hour), // the late window stays open for more events
+		},
+		{
+			name: "every late event is acted on: the hold voided, then its capture refunded",
+			msgs: []sagaMsg{
+				providerEvent(holdUntil.Add(2*time.Hour), evAuthorized),
+				providerEvent(holdUntil.Add(3*time.Hour), evSucceeded),
+			},
+			want: []payCall{
+				voided(holdUntil, "void", workflows.PaymentExpired),
+				voided(holdUntil.Add(2*time.Hour), "late-void", workflows.PaymentExpired),
+				refunded(holdUntil.Add(3*time.Hour), "late-refund", price, "late-success"),
+			},
+			wantOutcomes: []outcomeSent{{holdUntil, workflows.OutcomeExpired}},
+			wantMoney:    money{Status: workflows.PaymentRefunded, Captured: price, Refunded: price},
+			wantEnd:      holdUntil.Add(workflows.DefaultLateWindow),
 		},
 		{
 			name: "late success after the expiry is refunded in full",
@@ -568,7 +583,7 @@ func TestPaymentSaga(t *testing.T) {
 			},
 			wantOutcomes: []outcomeSent{{holdUntil, workflows.OutcomeExpired}},
 			wantMoney:    money{Status: workflows.PaymentRefunded, Captured: price, Refunded: price},
-			wantEnd:      holdUntil.Add(2 * time.Hour),
+			wantEnd:      holdUntil.Add(workflows.DefaultLateWindow),
 		},
 		{
 			name: "failure after the expiry is no success: nothing moves",

@@ -28,6 +28,7 @@ type Config struct {
 	TrustedProxies    []string // CAREBOOK_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 	SecretsKey        []byte   // CAREBOOK_SECRETS_KEY: hex, 32 bytes; seals tenants' provider secrets; dev makes one
 	StripeURL         string   // CAREBOOK_STRIPE_URL: Stripe API base; empty is Stripe's own (dev: a local stripe-mock)
+	RedisPrefix       string   // CAREBOOK_REDIS_PREFIX: starts every Redis key, so deployments can share a Redis
 	LoginLimit        int      // CAREBOOK_LOGIN_LIMIT: logins per client address a minute (dev: 1000)
 	SignupLimit       int      // CAREBOOK_SIGNUP_LIMIT: sign-ups per client address a minute (dev: 1000)
 }
@@ -45,6 +46,7 @@ func FromEnv() (Config, error) {
 		DataDir:           env("CAREBOOK_DATA_DIR", ".data"),
 		DemoTenant:        env("CAREBOOK_DEMO_TENANT", "demo"),
 		LogLevel:          env("CAREBOOK_LOG_LEVEL", "info"),
+		RedisPrefix:       env("CAREBOOK_REDIS_PREFIX", "carebook:"),
 	}
 	if v := os.Getenv("CAREBOOK_TRUSTED_PROXIES"); v != "" {
 		for _, p := range strings.Split(v, ",") {

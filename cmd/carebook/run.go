@@ -161,7 +161,7 @@ func serveAPI(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Log
 	}
 	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts,
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies,
-		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit)}
+		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
 	h, err := s.Router()
 	if err != nil {
 		return err

@@ -78,7 +78,10 @@ CREATE TABLE webhook_events (
     type          text NOT NULL,
     object_id     text NOT NULL DEFAULT '',
     payment_id    uuid,
-    payload       jsonb NOT NULL,
+    -- The body exactly as signed and received: bytes, not jsonb, so that
+    -- whatever a verified event holds (a lone surrogate escape in a card
+    -- holder's name, say) is kept rather than refused.
+    payload       bytea NOT NULL,
     created_at    timestamptz NOT NULL, -- the provider's event time
     received_at   timestamptz NOT NULL DEFAULT now(),
     routed_at     timestamptz,
