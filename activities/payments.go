@@ -36,27 +36,6 @@ type ProviderSource interface {
 
 var _ ProviderSource = (*accounts.Accounts)(nil)
 
-// Payment is a row of payments.
-type Payment struct {
-	ID               uuid.UUID `gorm:"type:uuid;primaryKey"`
-	TenantID         uuid.UUID `gorm:"type:uuid"`
-	AppointmentID    uuid.UUID `gorm:"type:uuid"`
-	PatientID        uuid.UUID `gorm:"type:uuid"`
-	PractitionerID   uuid.UUID `gorm:"type:uuid"`
-	Provider         string
-	ProviderIntentID *string
-	Status           string
-	AmountMinor      int64
-	Currency         string
-	CapturedMinor    int64
-	RefundedMinor    int64
-	FeeMinor         int64
-	HoldExpiresAt    *time.Time
-	FailureCode      string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-}
-
 // StartPayment creates the payment row and the provider's intent (a card
 // hold, with the card saved for a no-show fee).
 func (p *Payments) StartPayment(ctx context.Context, req workflows.StartPaymentRequest) (workflows.StartPaymentResult, error) {
@@ -69,7 +48,7 @@ func (p *Payments) StartPayment(ctx context.Context, req workflows.StartPaymentR
 		return workflows.StartPaymentResult{}, err
 	}
 	hold := req.HoldExpiresAt.UTC()
-	row := Payment{ID: id, TenantID: tenant, AppointmentID: uuid.MustParse(req.AppointmentID), PatientID: uuid.MustParse(req.PatientID),
+	row := models.Payment{ID: id, TenantID: tenant, AppointmentID: uuid.MustParse(req.AppointmentID), PatientID: uuid.MustParse(req.PatientID),
 		PractitionerID: uuid.MustParse(req.PractitionerID), Provider: prov.Name(), Status: workflows.PaymentRequiresPayment,
 		AmountMinor: req.AmountMinor, Currency: req.Currency, HoldExpiresAt: &hold}
 	if err := models.InTenant(ctx, p.DB, tenant, func(tx *gorm.DB) error {
@@ -239,7 +218,7 @@ func (p *Payments) RefundPayment(ctx context.Context, s workflows.PaymentStep) (
 					return err
 				}
 			}
-			if err := tx.Model(&Payment{}).Where("id = ?", pay.ID).Updates(map[string]any{
+			if err := tx.Model(&models.Payment{}).Where("id = ?", pay.ID).Updates(map[string]any{
 				"status": status, "refunded_minor": refunded, "captured_minor": captured, "updated_at": time.Now().UTC()}).Error; err != nil {
 				return err
 			}
@@ -247,7 +226,7 @@ func (p *Payments) RefundPayment(ctx context.Context, s workflows.PaymentStep) (
 				return err
 			}
 		}
-		var after Payment
+		var after models.Payment
 		if err := tx.Where("id = ?", pay.ID).Take(&after).Error; err != nil {
 			return err
 		}
@@ -294,12 +273,12 @@ func (p *Payments) ChargeNoShowFee(ctx context.Context, s workflows.PaymentStep)
 	return p.commit(ctx, tenant, pay.ID, cols, entry)
 }
 
-func (p *Payments) load(ctx context.Context, s workflows.PaymentStep) (uuid.UUID, Payment, provider.Provider, error) {
+func (p *Payments) load(ctx context.Context, s workflows.PaymentStep) (uuid.UUID, models.Payment, provider.Provider, error) {
 	tenant, id, err := parseIDs(s.TenantID, s.PaymentID)
 	if err != nil {
-		return tenant, Payment{}, nil, err
+		return tenant, models.Payment{}, nil, err
 	}
-	var pay Payment
+	var pay models.Payment
 	err = models.InTenant(ctx, p.DB, tenant, func(tx *gorm.DB) error { return tx.Where("id = ?", id).Take(&pay).Error })
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return tenant, pay, nil, temporal.NewNonRetryableApplicationError("no such payment", workflows.ErrTypeNotFound, nil)
@@ -314,10 +293,10 @@ func (p *Payments) load(ctx context.Context, s workflows.PaymentStep) (uuid.UUID
 // commit updates the payment and writes entry (when it has postings) in
 // one transaction, and answers the payment's amounts after it.
 func (p *Payments) commit(ctx context.Context, tenant, id uuid.UUID, cols map[string]any, entry payments.Entry) (workflows.PaymentSummary, error) {
-	var after Payment
+	var after models.Payment
 	err := models.InTenant(ctx, p.DB, tenant, func(tx *gorm.DB) error {
 		cols["updated_at"] = time.Now().UTC()
-		if err := tx.Model(&Payment{}).Where("id = ?", id).Updates(cols).Error; err != nil {
+		if err := tx.Model(&models.Payment{}).Where("id = ?", id).Updates(cols).Error; err != nil {
 			return err
 		}
 		if len(entry.Postings) > 0 {
@@ -336,7 +315,7 @@ func (p *Payments) commit(ctx context.Context, tenant, id uuid.UUID, cols map[st
 func (p *Payments) update(ctx context.Context, tenant, id uuid.UUID, cols map[string]any) error {
 	cols["updated_at"] = time.Now().UTC()
 	err := models.InTenant(ctx, p.DB, tenant, func(tx *gorm.DB) error {
-		return tx.Model(&Payment{}).Where("id = ?", id).Updates(cols).Error
+		return tx.Model(&models.Payment{}).Where("id = ?", id).Updates(cols).Error
 	})
 	if err != nil {
 		return fmt.Errorf("update payment: %w", err)
@@ -365,7 +344,7 @@ func writeEntry(tx *gorm.DB, tenant, paymentID uuid.UUID, e payments.Entry) erro
 	return nil
 }
 
-func summaryOf(p Payment) workflows.PaymentSummary {
+func summaryOf(p models.Payment) workflows.PaymentSummary {
 	return workflows.PaymentSummary{Status: p.Status, CapturedMinor: p.CapturedMinor, RefundedMinor: p.RefundedMinor, FeeMinor: p.FeeMinor}
 }
 

@@ -46,24 +46,7 @@ const (
 const sagaWait = 5 * time.Second
 
 // paymentRow is a row of payments as billing staff read it.
-type paymentRow struct {
-	ID               uuid.UUID
-	AppointmentID    uuid.UUID
-	PatientID        uuid.UUID
-	PractitionerID   uuid.UUID
-	Provider         string
-	ProviderIntentID *string
-	Status           string
-	AmountMinor      int64
-	Currency         string
-	CapturedMinor    int64
-	RefundedMinor    int64
-	FeeMinor         int64
-	HoldExpiresAt    *time.Time
-	FailureCode      string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-}
+type paymentRow = models.Payment
 
 // billingPaymentView is one payment in the billing API. Money is in minor
 // units with its currency; captured includes fees kept (fee says how much).

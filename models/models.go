@@ -274,3 +274,25 @@ type Refund struct {
 	IdempotencyKey   string
 	CreatedAt        time.Time
 }
+
+// Payment is one paid appointment's money: what was asked, captured,
+// refunded and kept as fees, and its provider intent.
+type Payment struct {
+	ID               uuid.UUID `gorm:"type:uuid;primaryKey"`
+	TenantID         uuid.UUID `gorm:"type:uuid"`
+	AppointmentID    uuid.UUID `gorm:"type:uuid"`
+	PatientID        uuid.UUID `gorm:"type:uuid"`
+	PractitionerID   uuid.UUID `gorm:"type:uuid"`
+	Provider         string
+	ProviderIntentID *string
+	Status           string
+	AmountMinor      int64
+	Currency         string
+	CapturedMinor    int64
+	RefundedMinor    int64
+	FeeMinor         int64
+	HoldExpiresAt    *time.Time
+	FailureCode      string
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
