@@ -264,9 +264,8 @@ func (s *Settlement) link(ctx context.Context, tenant uuid.UUID, prov provider.P
 		return tx.Raw(`SELECT DISTINCT object_id, payment_id FROM webhook_events
 			WHERE object_id IN ? AND payment_id IS NOT NULL
 			UNION
-			SELECT DISTINCT payload->'data'->'object'->>'latest_charge', payment_id FROM webhook_events
-			WHERE type LIKE 'payment_intent.%' AND payment_id IS NOT NULL
-			  AND payload->'data'->'object'->>'latest_charge' IN ?`, objects, chargeIDs).Scan(&events).Error
+			SELECT DISTINCT charge_id, payment_id FROM webhook_events
+			WHERE charge_id IN ? AND payment_id IS NOT NULL`, objects, chargeIDs).Scan(&events).Error
 	})
 	if err != nil {
 		return fmt.Errorf("link provider items: %w", err)

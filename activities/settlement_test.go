@@ -329,8 +329,8 @@ func TestSettlementReportsInjectedMismatch(t *testing.T) {
 	// Linked by the latest_charge of its payment_intent.succeeded event.
 	p3 := f.payment("p3", 20000, settleAt(4))
 	f.charge("txn_3", "ch_3", 25000, 800, settleAt(4).Add(-time.Second))
-	f.exec(`INSERT INTO webhook_events (tenant_id, event_id, type, object_id, payment_id, payload, created_at)
-		VALUES (?, 'evt_3', 'payment_intent.succeeded', 'pi_p3', ?, '{"data":{"object":{"id":"pi_p3","latest_charge":"ch_3"}}}', ?)`,
+	f.exec(`INSERT INTO webhook_events (tenant_id, event_id, type, object_id, charge_id, payment_id, payload, created_at)
+		VALUES (?, 'evt_3', 'payment_intent.succeeded', 'pi_p3', 'ch_3', ?, '{"data":{"object":{"id":"pi_p3","latest_charge":"ch_3"}}}', ?)`,
 		f.tenant, p3, settleAt(4))
 
 	// Captured in the ledger; the provider has no charge for it.

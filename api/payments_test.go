@@ -225,4 +225,13 @@ func TestWebhookDeliveriesRaceAndOddText(t *testing.T) {
 	if n := st.count("SELECT count(*) FROM webhook_events WHERE event_id = 'evt_odd_1'"); n != 1 {
 		t.Fatal("the odd event was not kept")
 	}
+	// The charge an intent's event names is kept for settlement to link.
+	withCharge := []byte(strings.Replace(string(stripeEvent("evt_charge_1", "payment_intent.succeeded", paymentID, "succeeded")),
+		`"status":"succeeded"`, `"status":"succeeded","latest_charge":"ch_carebook_1"`, 1))
+	if w := st.webhook("demo", withCharge, time.Now(), testWebhookSecret); w.Status != http.StatusOK {
+		t.Fatalf("event with a charge: %d %s", w.Status, w.Raw)
+	}
+	if n := st.count("SELECT count(*) FROM webhook_events WHERE event_id = 'evt_charge_1' AND charge_id = 'ch_carebook_1'"); n != 1 {
+		t.Fatal("the intent's latest charge was not recorded")
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -71,9 +72,9 @@ func (s *Server) stripeWebhook(c *gin.Context) error {
 		pid := paymentOf(tx, ev)
 		row := webhookEvent{TenantID: tenant.ID, EventID: ev.ID, Type: ev.Type, ObjectID: ev.ObjectID, PaymentID: pid,
 			Payload: body, CreatedAt: ev.Created.UTC(), ReceivedAt: s.Now().UTC()}
-		if err := tx.Exec(`INSERT INTO webhook_events (tenant_id, event_id, type, object_id, payment_id, payload, created_at, received_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING`,
-			row.TenantID, row.EventID, row.Type, row.ObjectID, row.PaymentID, row.Payload, row.CreatedAt, row.ReceivedAt).Error; err != nil {
+		if err := tx.Exec(`INSERT INTO webhook_events (tenant_id, event_id, type, object_id, charge_id, payment_id, payload, created_at, received_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, event_id) DO NOTHING`,
+			row.TenantID, row.EventID, row.Type, row.ObjectID, chargeOf(ev), row.PaymentID, row.Payload, row.CreatedAt, row.ReceivedAt).Error; err != nil {
 			return err
 		}
 		return tx.Where("event_id = ?", ev.ID).Take(&stored).Error
@@ -111,6 +112,29 @@ func (s *Server) stripeWebhook(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, gin.H{"received": true})
 	return nil
+}
+
+// chargeOf is the charge an event is about: the object of a charge event,
+// the latest charge of a payment intent's.
+func chargeOf(ev payments.Event) string {
+	switch ev.ObjectType {
+	case "charge":
+		return ev.ObjectID
+	case "payment_intent":
+		var pi struct {
+			LatestCharge any `json:"latest_charge"`
+		}
+		if json.Unmarshal(ev.Raw, &pi) == nil {
+			switch v := pi.LatestCharge.(type) {
+			case string:
+				return v
+			case map[string]any:
+				id, _ := v["id"].(string)
+				return id
+			}
+		}
+	}
+	return ""
 }
 
 // paymentOf finds the payment an event is about: by the payment ID we put

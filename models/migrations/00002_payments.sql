@@ -77,6 +77,9 @@ CREATE TABLE webhook_events (
     event_id      text NOT NULL,
     type          text NOT NULL,
     object_id     text NOT NULL DEFAULT '',
+    -- The charge the event is about: its object for charge.*, the intent's
+    -- latest_charge for payment_intent.*; settlement links charges by it.
+    charge_id     text NOT NULL DEFAULT '',
     payment_id    uuid,
     -- The body exactly as signed and received: bytes, not jsonb, so that
     -- whatever a verified event holds (a lone surrogate escape in a card
