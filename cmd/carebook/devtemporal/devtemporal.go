@@ -173,7 +173,7 @@ func (s *Server) Namespace() string { return s.namespace }
 // returns the first call's result.
 //
 // The SQLite plugin in server v1.32 pools one connection per file for the
-// life of the process and never closes it (see the TODO in its
+// life of the process and never closes it (upstream says so in its
 // conn_pool.go), so the file handle is released only when carebook exits.
 // A later Start on the same DataDir in this process reuses that connection,
 // which is harmless: all state is read back from the file either way.
