@@ -143,17 +143,16 @@ func settlementDay(day string, loc *time.Location) (workflows.SettlementDay, err
 // its first facility by name (a clinic network's books follow its head
 // site), or UTC for a tenant without facilities.
 func TenantTimeZone(ctx context.Context, db *gorm.DB, tenant uuid.UUID) (string, error) {
-	var zones []string
+	var zone string
 	err := models.InTenant(ctx, db, tenant, func(tx *gorm.DB) error {
-		return tx.Model(&models.Facility{}).Order("name, id").Limit(1).Pluck("time_zone", &zones).Error
+		var err error
+		zone, err = models.TenantZone(tx)
+		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("load tenant time zone: %w", err)
+		return "", err
 	}
-	if len(zones) == 0 || zones[0] == "" {
-		return "UTC", nil
-	}
-	return zones[0], nil
+	return zone, nil
 }
 
 // FetchProviderDay lists the provider's balance transactions of the day

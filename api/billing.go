@@ -177,24 +177,18 @@ func validPaymentStatus(s string) bool {
 	return false
 }
 
-// tenantZone is the zone billing days are counted in: the tenant's first
-// facility's by name, or UTC for a tenant without one; the nightly
-// settlement (activities.TenantTimeZone) picks the same.
-// TODO(#3): a tenant-level zone setting, shared with the nightly
-// settlement, once tenants have settings of their own.
+// tenantZone is the zone billing days are counted in (models.TenantZone,
+// the same rule as the nightly settlement), loaded.
 func tenantZone(tx *gorm.DB) (*time.Location, string, error) {
-	var zones []string
-	if err := tx.Table("facilities").Order("name").Limit(1).Pluck("time_zone", &zones).Error; err != nil {
-		return nil, "", internal(err)
-	}
-	if len(zones) == 0 {
-		return time.UTC, "UTC", nil
-	}
-	loc, err := time.LoadLocation(zones[0])
+	name, err := models.TenantZone(tx)
 	if err != nil {
 		return nil, "", internal(err)
 	}
-	return loc, zones[0], nil
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, "", internal(err)
+	}
+	return loc, name, nil
 }
 
 // instantOrDay parses an RFC 3339 instant, or a date that starts at its

@@ -116,3 +116,18 @@ func IsUniqueViolation(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && pg.Code == "23505"
 }
+
+// TenantZone is the zone a tenant's business days are counted in (billing
+// totals, nightly settlement): its first facility's by name, or UTC for a
+// tenant without facilities. tx must be a tenant transaction.
+// TODO(#3): a tenant-level zone setting once tenants have settings.
+func TenantZone(tx *gorm.DB) (string, error) {
+	var zones []string
+	if err := tx.Model(&Facility{}).Order("name, id").Limit(1).Pluck("time_zone", &zones).Error; err != nil {
+		return "", fmt.Errorf("load tenant time zone: %w", err)
+	}
+	if len(zones) == 0 || zones[0] == "" {
+		return "UTC", nil
+	}
+	return zones[0], nil
+}

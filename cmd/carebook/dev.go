@@ -21,7 +21,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
-	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/cmd/carebook/devtemporal"
 	"github.com/carebook/carebook/models/demo"
@@ -69,15 +68,15 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer closeDB(db)
-	payNote, stop, err := devPayments(ctx, &cfg, db, network)
-	if err != nil {
-		return err
-	}
-	defer stop()
 	accts, err := newAccounts(cfg, db)
 	if err != nil {
 		return err
 	}
+	payNote, stop, err := devPayments(ctx, accts, network)
+	if err != nil {
+		return err
+	}
+	defer stop()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -156,35 +155,25 @@ const (
 
 // devPayments points the demo tenant at a local stripe-mock when one is
 // installed (or CAREBOOK_STRIPE_URL names one), and at the offline
-// provider otherwise, and says which.
-func devPayments(ctx context.Context, cfg *Config, db *gorm.DB, n demo.Network) (string, func(), error) {
+// provider otherwise, and says which. It sets accts.StripeURL to the mock.
+func devPayments(ctx context.Context, accts *accounts.Accounts, n demo.Network) (string, func(), error) {
 	stop := func() {}
-	if cfg.StripeURL == "" {
+	if accts.StripeURL == "" {
 		mock, err := stripemock.Start(ctx)
 		if err != nil {
-			sealer, serr := accounts.NewSealer(cfg.SecretsKey)
-			if serr != nil {
-				return "", stop, serr
-			}
-			a := &accounts.Accounts{DB: db, Sealer: sealer}
-			if err := a.Save(ctx, db, n.Tenant.ID, accounts.Settings{Provider: "offline"}); err != nil {
+			if err := accts.Save(ctx, accts.DB, n.Tenant.ID, accounts.Settings{Provider: "offline"}); err != nil {
 				return "", stop, err
 			}
 			return "offline (pay at the desk): stripe-mock is not installed; `" + stripemock.Install + "` or `make tools` adds it", stop, nil
 		}
-		cfg.StripeURL, stop = mock.URL, mock.Stop
+		accts.StripeURL, stop = mock.URL, mock.Stop
 	}
-	sealer, err := accounts.NewSealer(cfg.SecretsKey)
+	err := accts.Save(ctx, accts.DB, n.Tenant.ID, accounts.Settings{Provider: "stripe", SecretKey: devStripeKey, WebhookSecret: devWebhookSecret})
 	if err != nil {
 		stop()
 		return "", func() {}, err
 	}
-	a := &accounts.Accounts{DB: db, Sealer: sealer}
-	if err := a.Save(ctx, db, n.Tenant.ID, accounts.Settings{Provider: "stripe", SecretKey: devStripeKey, WebhookSecret: devWebhookSecret}); err != nil {
-		stop()
-		return "", func() {}, err
-	}
-	return fmt.Sprintf("Stripe API at %s (stripe-mock); webhook secret %s", cfg.StripeURL, devWebhookSecret), stop, nil
+	return fmt.Sprintf("Stripe API at %s (stripe-mock); webhook secret %s", accts.StripeURL, devWebhookSecret), stop, nil
 }
 
 func printBanner(w io.Writer, cfg Config, apiURL string, n demo.Network, payNote string) {
