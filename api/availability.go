@@ -21,13 +21,21 @@ type offer struct {
 	Request      slots.Request
 }
 
-// loadOffer reads everything availability depends on for one practitioner
-// at one facility, inside the caller's tenant transaction, and builds the
-// request for dates [from, to). The busy list holds every active
-// appointment of the practitioner at any facility, since a person cannot be
-// in two places; skip leaves one appointment out (the one being moved).
-// It returns a Problem for unknown or mismatched references.
+// loadOffer resolves the offer and loads its calendar for dates
+// [from, to), inside the caller's tenant transaction.
 func loadOffer(tx *gorm.DB, practitionerID, facilityID, typeID uuid.UUID, from, to slots.Date, now time.Time, skip uuid.UUID) (offer, error) {
+	o, err := resolveOffer(tx, practitionerID, facilityID, typeID)
+	if err != nil {
+		return o, err
+	}
+	return o, o.loadCalendar(tx, from, to, now, skip)
+}
+
+// resolveOffer reads who, where and what: the practitioner, the facility
+// (the only one they work at when facilityID is nil) and its zone, and the
+// appointment type, checking that the practitioner offers the type there.
+// It returns a Problem for unknown or mismatched references.
+func resolveOffer(tx *gorm.DB, practitionerID, facilityID, typeID uuid.UUID) (offer, error) {
 	var o offer
 	if err := tx.Where("id = ?", practitionerID).Take(&o.Practitioner).Error; err != nil {
 		return o, lookupProblem(err, "unknown-practitioner", "practitioner_id names no practitioner.")
@@ -68,10 +76,18 @@ func loadOffer(tx *gorm.DB, practitionerID, facilityID, typeID uuid.UUID, from, 
 		return o, internal(err)
 	}
 	o.Location = loc
+	return o, nil
+}
 
+// loadCalendar reads what availability depends on for dates [from, to)
+// and builds o.Request. The busy list holds every active appointment of
+// the practitioner at any facility, since a person cannot be in two
+// places; skip leaves one appointment out (the one being moved).
+func (o *offer) loadCalendar(tx *gorm.DB, from, to slots.Date, now time.Time, skip uuid.UUID) error {
+	practitionerID, facilityID, loc := o.Practitioner.ID, o.Facility.ID, o.Location
 	var rules []models.ScheduleRule
 	if err := tx.Where("practitioner_id = ? AND facility_id = ?", practitionerID, facilityID).Find(&rules).Error; err != nil {
-		return o, internal(err)
+		return internal(err)
 	}
 	// Instants that can matter: a day either side of the range covers
 	// windows that cross midnight and buffers at the edges.
@@ -80,7 +96,7 @@ func loadOffer(tx *gorm.DB, practitionerID, facilityID, typeID uuid.UUID, from, 
 	var exceptions []models.ScheduleException
 	if err := tx.Where("practitioner_id = ? AND facility_id = ? AND starts_at < ? AND ends_at > ?", practitionerID, facilityID, hi, lo).
 		Find(&exceptions).Error; err != nil {
-		return o, internal(err)
+		return internal(err)
 	}
 	var busy []models.Appointment
 	q := tx.Where("practitioner_id = ? AND status IN ? AND blocked_from < ? AND blocked_until > ?",
@@ -89,7 +105,7 @@ func loadOffer(tx *gorm.DB, practitionerID, facilityID, typeID uuid.UUID, from, 
 		q = q.Where("id <> ?", skip)
 	}
 	if err := q.Find(&busy).Error; err != nil {
-		return o, internal(err)
+		return internal(err)
 	}
 
 	t := o.Type
@@ -126,7 +142,7 @@ func loadOffer(tx *gorm.DB, practitionerID, facilityID, typeID uuid.UUID, from, 
 		r.Busy = append(r.Busy, slots.Interval{Start: b.BlockedFrom, End: b.BlockedUntil})
 	}
 	o.Request = r
-	return o, nil
+	return nil
 }
 
 func lookupProblem(err error, typ, detail string) error {
@@ -142,8 +158,8 @@ func lookupProblem(err error, typ, detail string) error {
 func nextFreeSlots(tx *gorm.DB, o offer, patientID uuid.UUID, start time.Time, now time.Time, n int) ([]slotView, error) {
 	from := slots.DateOf(start.In(o.Location))
 	to := from.AddDays(14)
-	fresh, err := loadOffer(tx, o.Practitioner.ID, o.Facility.ID, o.Type.ID, from, to, now, uuid.Nil)
-	if err != nil {
+	fresh := o
+	if err := fresh.loadCalendar(tx, from, to, now, uuid.Nil); err != nil {
 		return nil, err
 	}
 	var mine []models.Appointment

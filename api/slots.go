@@ -103,18 +103,16 @@ func (s *Server) searchSlots(c *gin.Context) error {
 // offerFor reads the from/to query in the facility's zone and loads the
 // offer. Dates default to the next seven days.
 func (s *Server) offerFor(c *gin.Context, tx *gorm.DB, practitioner, facility, typeID uuid.UUID) (offer, error) {
-	// The zone is only known after the facility is read, so load once to
-	// learn it with a placeholder range, then again for the real one.
+	o, err := resolveOffer(tx, practitioner, facility, typeID)
+	if err != nil {
+		return offer{}, err
+	}
 	now := s.Now()
-	probe, err := loadOffer(tx, practitioner, facility, typeID, slots.DateOf(now), slots.DateOf(now).AddDays(1), now, uuid.Nil)
+	from, to, err := dateRange(c, slots.DateOf(now.In(o.Location)))
 	if err != nil {
 		return offer{}, err
 	}
-	from, to, err := dateRange(c, slots.DateOf(now.In(probe.Location)))
-	if err != nil {
-		return offer{}, err
-	}
-	return loadOffer(tx, practitioner, probe.Facility.ID, typeID, from, to, now, uuid.Nil)
+	return o, o.loadCalendar(tx, from, to, now, uuid.Nil)
 }
 
 func freeSlots(o offer) ([]slotView, error) {
