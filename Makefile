@@ -18,6 +18,7 @@ dev: tools build
 ## tools: the local peers the product and its tests run against
 tools:
 	$(GO) install github.com/stripe/stripe-mock@v0.203.0
+	$(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 build:
 	$(GO) build -o bin/carebook ./cmd/carebook

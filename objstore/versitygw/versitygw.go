@@ -1,0 +1,289 @@
+// Package versitygw runs the Versity S3 Gateway (Apache-2.0) with its posix
+// backend as a local process on loopback, for tests and for `carebook dev`.
+//
+// Each [Start] gets a fresh port on 127.0.0.1 and fresh random root
+// credentials, so two servers on one machine never share either, and a
+// process that does not know the keys cannot use the store. The gateway
+// keeps buckets as folders under the directory it is given and the S3
+// metadata of each object (content type, checksums, ETag) in extended
+// attributes of its file, so everything it writes stays in that directory;
+// the filesystem must support user extended attributes (ext4, xfs and btrfs
+// do), which the gateway checks when it starts.
+package versitygw
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Install is the command that builds the binary this package looks for.
+const Install = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+
+// Region is the region the gateway is started with. It only has to match
+// what clients sign with; the gateway stores nothing per region.
+const Region = "us-east-1"
+
+// startTimeout bounds how long Start waits for a gateway to answer. It
+// starts in well under a second on a laptop; the margin is for a loaded CI
+// machine.
+const startTimeout = 30 * time.Second
+
+// portAttempts is how many free ports Start tries. The port is found free
+// and then handed to the child, so another process can take it in between;
+// that is rare, and one more attempt on another port cures it.
+const portAttempts = 3
+
+// Binary finds versitygw on PATH or in $GOPATH/bin (where `go install`
+// puts it).
+func Binary() (string, error) {
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, _ := os.UserHomeDir()
+		gopath = filepath.Join(home, "go")
+	}
+	// GOPATH may be a list; `go install` writes to the first entry.
+	gopath, _, _ = strings.Cut(gopath, string(os.PathListSeparator))
+	p := filepath.Join(gopath, "bin", "versitygw")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("versitygw is not installed (%s)", Install)
+	}
+	return p, nil
+}
+
+// Server is a running gateway. Point an S3 client at Endpoint with path-style
+// addressing, AccessKey and SecretKey as static credentials, and Region.
+type Server struct {
+	Endpoint  string // e.g. http://127.0.0.1:40123
+	AccessKey string
+	SecretKey string
+	Region    string
+	// Dir is the absolute path of the posix backend's root: bucket b's
+	// object k is the file Dir/b/k.
+	Dir string
+
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed once the process has been waited for
+	stopOnce sync.Once
+}
+
+// Start runs versitygw with its posix backend rooted at dir (created if
+// missing) on a free port of 127.0.0.1, and returns once the gateway answers
+// an authenticated S3 request. The process is killed if this process dies.
+//
+// Only the S3 listener is opened: its admin API shares that port, and the
+// web UI, website endpoint and pprof stay off. Settings the gateway would
+// read from VGW_* and root-account variables in this process's environment
+// are not passed on, so none of them can open another listener.
+func Start(ctx context.Context, dir string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("versitygw: create root: %w", err)
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("versitygw: root: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		s, err := start(ctx, bin, root)
+		if err == nil {
+			return s, nil
+		}
+		var busy errPortTaken
+		if !errors.As(err, &busy) || attempt == portAttempts {
+			return nil, err
+		}
+	}
+}
+
+// errPortTaken says the gateway exited because its port was taken after it
+// had been found free.
+type errPortTaken struct{ out string }
+
+func (e errPortTaken) Error() string { return "versitygw: port taken: " + e.out }
+
+func start(ctx context.Context, bin, root string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Endpoint:  "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		AccessKey: randomKey(10), // 20 characters, like an AWS access key ID
+		SecretKey: randomKey(20), // 40 characters, like an AWS secret key
+		Region:    Region,
+		Dir:       root,
+		exited:    make(chan struct{}),
+	}
+	cmd := exec.Command(bin,
+		"--port", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		"--region", s.Region,
+		"--quiet",
+		"posix", root,
+	)
+	cmd.Dir = root
+	// The keys go in the environment rather than on the command line, where
+	// any local user could read them from the process list.
+	cmd.Env = append(childEnv(os.Environ()),
+		"ROOT_ACCESS_KEY_ID="+s.AccessKey,
+		"ROOT_SECRET_ACCESS_KEY="+s.SecretKey,
+	)
+	// The gateway dies with its parent, even one killed with SIGKILL, so no
+	// stray gateway outlives a test run or a dev session. (Linux ties this
+	// to the OS thread that started it: do not call Start from a goroutine
+	// that locks its thread and then exits.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out := &tailBuffer{max: 4096}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start versitygw: %w", err)
+	}
+	s.cmd = cmd
+	go func() {
+		_ = cmd.Wait()
+		close(s.exited)
+	}()
+	if err := s.waitReady(ctx); err != nil {
+		s.Stop()
+		tail := strings.TrimSpace(out.String())
+		if strings.Contains(tail, "address already in use") {
+			return nil, errPortTaken{out: tail}
+		}
+		return nil, fmt.Errorf("versitygw did not start: %w; output: %s", err, tail)
+	}
+	return s, nil
+}
+
+// waitReady polls until a signed ListBuckets succeeds. Signing with this
+// start's keys proves the answer comes from this gateway, not from some
+// other server that took the port.
+func (s *Server) waitReady(ctx context.Context) error {
+	client := s3.New(s3.Options{
+		Region:       s.Region,
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		// One try per poll; the loop below is the retry.
+		RetryMaxAttempts: 1,
+	})
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := client.ListBuckets(callCtx, &s3.ListBucketsInput{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-s.exited:
+			return errors.New("process exited")
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), last)
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop ends the process and waits for it. It is safe to call more than
+// once, and on a nil Server.
+func (s *Server) Stop() {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.stopOnce.Do(func() {
+		// SIGTERM lets the gateway close its listeners; each object is
+		// published by an atomic rename, so a kill loses nothing either.
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+}
+
+// childEnv drops every variable the gateway reads its settings from, so the
+// listeners and accounts are the ones Start chooses.
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "VGW_"),
+			strings.HasPrefix(name, "ROOT_"),
+			name == "LOGFILE",
+			name == "WEBHOOK":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("versitygw: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// randomKey returns n random bytes as upper-case hex.
+func randomKey(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails on Linux (crypto/rand docs)
+	return strings.ToUpper(hex.EncodeToString(b))
+}
+
+// tailBuffer keeps the last max bytes written to it: enough of the
+// gateway's output to explain a failed start.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
