@@ -39,6 +39,9 @@ const (
 	StatusFinal       Status = "final"
 	StatusCorrected   Status = "corrected"
 	StatusAmended     Status = "amended"
+	StatusCancelled   Status = "cancelled"
+	// StatusEnteredInError is a report the lab withdrew.
+	StatusEnteredInError Status = "entered-in-error"
 )
 
 // View is what the PDF shows, already chosen and worded by the caller.
@@ -192,10 +195,7 @@ func (v View) validate() error {
 	}
 	switch v.Status {
 	case StatusPreliminary, StatusFinal:
-	case StatusCorrected, StatusAmended:
-		if v.Supersedes.IsZero() {
-			return fmt.Errorf("%w: %s report without the time of the report it supersedes", ErrInvalid, v.Status)
-		}
+	case StatusCorrected, StatusAmended, StatusCancelled, StatusEnteredInError:
 	default:
 		// The status is a code, not patient data, but an unknown value
 		// could be anything, so it is not quoted.
@@ -382,10 +382,21 @@ func (v View) statusWord() string {
 // banner is the boxed notice under the title, or "" for a final report.
 func (r *renderer) banner() string {
 	switch r.v.Status {
-	case StatusCorrected:
-		return "CORRECTED — supersedes the report of " + r.when(r.v.Supersedes)
-	case StatusAmended:
-		return "AMENDED — supersedes the report of " + r.when(r.v.Supersedes)
+	case StatusCorrected, StatusAmended:
+		word := "CORRECTED"
+		if r.v.Status == StatusAmended {
+			word = "AMENDED"
+		}
+		if r.v.Supersedes.IsZero() {
+			// The lab sent only the correction: the report it replaces
+			// was never on file here.
+			return word + " — replaces an earlier report by the lab"
+		}
+		return word + " — supersedes the report of " + r.when(r.v.Supersedes)
+	case StatusCancelled:
+		return "CANCELLED — the lab cancelled this test; there is no result"
+	case StatusEnteredInError:
+		return "ENTERED IN ERROR — the lab withdrew this report; disregard it"
 	case StatusPreliminary:
 		return "PRELIMINARY — results may change before the final report"
 	}

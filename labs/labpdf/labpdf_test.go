@@ -281,20 +281,28 @@ func TestRenderText(t *testing.T) {
 
 func TestRenderBanner(t *testing.T) {
 	tests := []struct {
-		name   string
-		status Status
-		want   string // "" for no banner
+		name    string
+		status  Status
+		noPrior bool
+		want    string // "" for no banner
 	}{
 		{name: "final", status: StatusFinal, want: ""},
 		{name: "corrected", status: StatusCorrected, want: "CORRECTED — supersedes the report of 2026-03-13 16:20 +03"},
 		{name: "amended", status: StatusAmended, want: "AMENDED — supersedes the report of 2026-03-13 16:20 +03"},
+		{name: "cancelled", status: StatusCancelled, want: "CANCELLED — the lab cancelled this test"},
+		{name: "entered in error", status: StatusEnteredInError, want: "ENTERED IN ERROR — the lab withdrew this report"},
 		{name: "preliminary", status: StatusPreliminary, want: "PRELIMINARY — results may change"},
+		{name: "correction of a report never on file", status: StatusCorrected, noPrior: true,
+			want: "CORRECTED — replaces an earlier report by the lab"},
 	}
-	banners := []string{"CORRECTED", "AMENDED", "PRELIMINARY"}
+	banners := []string{"CORRECTED", "AMENDED", "PRELIMINARY", "CANCELLED", "ENTERED IN ERROR"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := sampleView(t)
 			v.Status = tt.status
+			if tt.noPrior {
+				v.Supersedes = time.Time{}
+			}
 			text := pdfText(t, render(t, v), 0, 0)
 			if tt.want != "" && !strings.Contains(text, tt.want) {
 				t.Errorf("text lacks banner %q", tt.want)
@@ -447,8 +455,6 @@ func TestRenderRejectsInvalidViews(t *testing.T) {
 		{name: "no location", change: func(v *View) { v.Location = nil }, want: "no location"},
 		{name: "local location", change: func(v *View) { v.Location = time.Local }, want: "time.Local"},
 		{name: "no generated time", change: func(v *View) { v.GeneratedAt = time.Time{} }, want: "no generated time"},
-		{name: "corrected without superseded time", change: func(v *View) { v.Supersedes = time.Time{} }, want: "supersedes"},
-		{name: "amended without superseded time", change: func(v *View) { v.Status, v.Supersedes = StatusAmended, time.Time{} }, want: "supersedes"},
 		{name: "unknown status", change: func(v *View) { v.Status = Status(v.PatientName) }, want: "unsupported status"},
 		{name: "empty status", change: func(v *View) { v.Status = "" }, want: "unsupported status"},
 	}
