@@ -23,8 +23,9 @@ type Message struct {
 	// the Bundle's (or the lone DiagnosticReport's) id for FHIR. Resends
 	// carry the same ID.
 	ID string
-	// SendingFacility names the lab: MSH-4's universal ID, else its
-	// namespace ID; empty for FHIR.
+	// SendingFacility names the lab: MSH-4's universal ID (as
+	// urn:oid:<id> when its type is ISO), else its namespace ID; empty for
+	// FHIR.
 	SendingFacility string
 	SentAt          time.Time // zero when not sent
 	Patient         Patient
@@ -39,7 +40,9 @@ type Patient struct {
 	Family      string
 	Given       string
 	BirthDate   string // YYYY-MM-DD, or "" when absent or partial
-	Sex         string
+	// Sex is an HL7 table 0001 code: M, F, O, U... as sent in PID-8; FHIR
+	// gender male, female, other and unknown become M, F, O and U.
+	Sex string
 }
 
 // Identifier is a patient identifier with the system that assigned it.
@@ -110,9 +113,13 @@ type ValueKind string
 const (
 	ValueQuantity ValueKind = "quantity" // Number (and Comparator, Unit)
 	ValueRange    ValueKind = "range"    // Number to Number2 (HL7 SN with a separator)
+	ValueRatio    ValueKind = "ratio"    // Number to Number2 as a ratio, such as a 1:128 titer
 	ValueCoded    ValueKind = "coded"    // Coded
 	ValueText     ValueKind = "text"     // Text
-	ValueNone     ValueKind = "none"     // a grouping observation with members only
+	// ValueNone is an observation without a value: a grouping observation
+	// with members, or one whose result is only its Flags (a susceptibility
+	// reported as S, I or R) or a reason the value is absent (in Text).
+	ValueNone ValueKind = "none"
 )
 
 // Observation is one result value.
@@ -123,7 +130,9 @@ type Observation struct {
 	Code   Code
 	Status Status
 	Kind   ValueKind
-	// Text is the value as text for ValueText, and as sent for numbers.
+	// Text is the value as text for ValueText, and as sent for numbers,
+	// comparator included ("25", "<=2", "1-5", "1:128"); for ValueCoded it
+	// is the sender's own text for the code.
 	Text       string
 	Number     float64
 	Number2    float64
@@ -162,7 +171,10 @@ const (
 )
 
 // Severity reads the observation's flags: HH, LL, AA, "<" and ">" (off
-// scale) are critical; any other flag but N is abnormal.
+// scale) are critical; any other flag but N is abnormal. That includes the
+// susceptibility codes S, I and R of a culture's antibiotic panel: R and I
+// rightly, S (susceptible) only because the rule is kept simple and on the
+// side of showing more.
 func (o Observation) Severity() Severity {
 	worst := SeverityNormal
 	for _, f := range o.Flags {
