@@ -76,9 +76,10 @@ func cleanText(c *gin.Context) error {
 		}
 	}
 	// Webhook bodies are the provider's, verified by signature and kept
-	// byte for byte; what they hold is not ours to refuse.
-	webhook := strings.HasPrefix(c.Request.URL.Path, "/v1/webhooks/")
-	if !webhook && c.Request.ContentLength != 0 && c.Request.Body != nil && c.Request.Method != http.MethodGet {
+	// byte for byte, and lab messages are kept as sent (HL7 may be in
+	// another character set); what they hold is not ours to refuse here.
+	asSent := strings.HasPrefix(c.Request.URL.Path, "/v1/webhooks/") || strings.HasPrefix(c.Request.URL.Path, "/v1/labs/")
+	if !asSent && c.Request.ContentLength != 0 && c.Request.Body != nil && c.Request.Method != http.MethodGet {
 		body, err := readBody(c)
 		if err != nil {
 			return err

@@ -15,6 +15,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/carebook/carebook/intake"
+	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/payments/accounts"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
@@ -30,6 +32,10 @@ type Server struct {
 	Tokens   *Tokens
 	// Accounts holds each tenant's payment provider settings.
 	Accounts *accounts.Accounts
+	// Store is the object store of raw lab messages and report PDFs.
+	Store *objstore.Store
+	// Intake receives lab messages posted by lab partners.
+	Intake *intake.Intake
 	// Now is the clock; tests inject one.
 	Now func() time.Time
 	// TemporalUIURL, when set, is used for deep links to workflows.
@@ -89,6 +95,8 @@ func (s *Server) Router() (http.Handler, error) {
 	v1.POST("/auth/signup", s.handle(s.signup))
 	v1.POST("/auth/login", s.handle(s.login))
 	v1.POST("/webhooks/stripe/:tenant", s.handle(s.stripeWebhook))
+	v1.POST("/labs/hl7", s.handle(s.authenticatePartner), s.handle(s.postHL7))
+	v1.POST("/labs/fhir", s.handle(s.authenticatePartner), s.handle(s.postFHIR))
 
 	authed := v1.Group("", s.handle(s.authenticate))
 	authed.GET("/me", s.handle(s.me))
@@ -116,6 +124,19 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/billing/settlements/:day", s.handle(allow(s.getSettlement, roleBilling...)))
 	authed.GET("/discrepancies", s.handle(allow(s.listDiscrepancies, roleBilling...)))
 	authed.POST("/discrepancies/:id/resolve", s.handle(allow(s.resolveDiscrepancy, roleBilling...)))
+
+	authed.GET("/lab-results", s.handle(allow(s.listLabResults, roleLabRead...)))
+	authed.GET("/lab-results/:id", s.handle(allow(s.getLabResult, roleLabRead...)))
+	authed.GET("/lab-results/:id/trend", s.handle(allow(s.labTrend, roleLabRead...)))
+	authed.GET("/lab-results/:id/pdf", s.handle(allow(s.labPDF, roleLabRead...)))
+	authed.GET("/lab-results/:id/raw", s.handle(allow(s.labRaw, roleLabRaw...)))
+	authed.POST("/lab-results/:id/review", s.handle(allow(s.reviewLabResult, roleLabReview...)))
+	authed.POST("/lab-results/:id/release", s.handle(allow(s.releaseLabResult, roleLabRelease...)))
+	authed.GET("/lab-messages", s.handle(allow(s.listLabMessages, roleLabQueue...)))
+	authed.GET("/lab-messages/:id", s.handle(allow(s.getLabMessage, roleLabQueue...)))
+	authed.GET("/lab-messages/:id/raw", s.handle(allow(s.labMessageRaw, roleLabQueue...)))
+	authed.POST("/lab-messages/:id/assign", s.handle(allow(s.assignLabMessage, roleLabQueue...)))
+	authed.POST("/lab-messages/:id/dismiss", s.handle(allow(s.dismissLabMessage, roleLabQueue...)))
 	return r, nil
 }
 

@@ -23,9 +23,12 @@ import (
 
 	"github.com/carebook/carebook/activities"
 	"github.com/carebook/carebook/api"
+	"github.com/carebook/carebook/intake"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/models/modelstest"
+	"github.com/carebook/carebook/objstore"
+	"github.com/carebook/carebook/objstore/versitygw"
 	"github.com/carebook/carebook/payments/accounts"
 	"github.com/carebook/carebook/payments/provider/stripemock"
 	"github.com/carebook/carebook/workers"
@@ -47,6 +50,8 @@ type stack struct {
 	Temporal client.Client
 	Demo     demo.Network // tenant "demo"
 	Other    demo.Network // tenant "harbor"
+	Store    *objstore.Store
+	Intake   *intake.Intake
 }
 
 func newStack(t *testing.T) *stack {
@@ -81,6 +86,8 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 
+	st.Store = newTestStore(t)
+
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	// Each stack gets its own task queue name on its own server, so the
 	// worker only ever sees this test's database.
@@ -89,9 +96,11 @@ func newStack(t *testing.T) *stack {
 		Appointments: &activities.Appointments{DB: app},
 		Payments:     &activities.Payments{DB: app, Accounts: accts},
 		Settlement:   &activities.Settlement{DB: app, Providers: accts},
+		Labs:         &activities.Labs{DB: app, Store: st.Store, RenderPDF: activities.RenderReportPDF},
 	}
 	st.Worker = st.startWorker(st.Deps)
 	st.Temporal = ts.GetDefaultClient()
+	st.Intake = &intake.Intake{DB: app, Store: st.Store, Temporal: st.Temporal}
 
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -106,7 +115,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	srv := &api.Server{
-		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens, Accounts: accts,
+		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens, Accounts: accts, Store: st.Store, Intake: st.Intake,
 		Logger:      slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		RedisPrefix: "carebook-test-" + hex.EncodeToString(prefix[:]) + ":",
 		Namespace:   ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",
@@ -133,6 +142,10 @@ const testWebhookSecret = "whsec_carebook_test"
 // stripeMockURL is the stripe-mock that TestMain starts for the package.
 var stripeMockURL string
 
+// gateway is the S3 gateway (versitygw) that TestMain starts for the
+// package; each stack gets its own bucket on it.
+var gateway *versitygw.Server
+
 func TestMain(m *testing.M) {
 	mock, err := stripemock.Start(context.Background())
 	if err != nil {
@@ -140,9 +153,39 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	stripeMockURL = mock.URL
+	dir, err := os.MkdirTemp("", "carebook-api-s3-")
+	if err != nil {
+		println(err.Error())
+		os.Exit(1)
+	}
+	gateway, err = versitygw.Start(context.Background(), dir)
+	if err != nil {
+		println("api tests need versitygw:", err.Error())
+		mock.Stop()
+		os.Exit(1)
+	}
 	code := m.Run()
 	mock.Stop()
+	gateway.Stop()
+	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// newTestStore is an object store on the package's gateway with a bucket of
+// the test's own.
+func newTestStore(t *testing.T) *objstore.Store {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	store, err := objstore.New(objstore.Config{Endpoint: gateway.Endpoint, Region: gateway.Region, Bucket: "t-" + hex.EncodeToString(b[:]),
+		AccessKey: gateway.AccessKey, SecretKey: gateway.SecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EnsureBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 // response is a decoded answer.

@@ -17,6 +17,7 @@ type Deps struct {
 	Appointments *activities.Appointments
 	Payments     *activities.Payments
 	Settlement   *activities.Settlement
+	Labs         *activities.Labs
 }
 
 // Registrar is the part of a worker (or of the SDK's test environment) that
@@ -59,10 +60,33 @@ func RegisterAppointments(r Registrar, d Deps) {
 	}
 }
 
+// RegisterLabs registers lab ingestion and its activities under the names
+// its contract uses.
+func RegisterLabs(r Registrar, d Deps) {
+	r.RegisterWorkflowWithOptions(workflows.LabIngestion, workflow.RegisterOptions{Name: workflows.LabWorkflowType})
+	l := d.Labs
+	if l == nil {
+		l = &activities.Labs{}
+	}
+	for name, fn := range map[string]any{
+		workflows.ActivityLabParse:         l.LabParse,
+		workflows.ActivityLabMatch:         l.LabMatch,
+		workflows.ActivityLabMarkUnmatched: l.LabMarkUnmatched,
+		workflows.ActivityLabDismiss:       l.LabDismiss,
+		workflows.ActivityLabFile:          l.LabFile,
+		workflows.ActivityLabRenderPDF:     l.LabRenderPDF,
+		workflows.ActivityLabNotifyDoctor:  l.LabNotifyDoctor,
+		workflows.ActivityLabRelease:       l.LabRelease,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
 // Register registers every workflow and activity the worker runs.
 func Register(r Registrar, d Deps) {
 	RegisterAppointments(r, d)
 	RegisterSettlement(r, d)
+	RegisterLabs(r, d)
 }
 
 // New returns the worker, not yet started.

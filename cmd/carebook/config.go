@@ -31,6 +31,21 @@ type Config struct {
 	RedisPrefix       string   // CAREBOOK_REDIS_PREFIX: starts every Redis key, so deployments can share a Redis
 	LoginLimit        int      // CAREBOOK_LOGIN_LIMIT: logins per client address a minute (dev: 1000)
 	SignupLimit       int      // CAREBOOK_SIGNUP_LIMIT: sign-ups per client address a minute (dev: 1000)
+	MLLPAddr          string   // CAREBOOK_MLLP_ADDR: where the api takes HL7 v2 over MLLP; "off" disables it
+	MLLPPartner       string   // CAREBOOK_MLLP_PARTNER: key ID of the partner that unrouted MLLP messages belong to (dev: the demo lab)
+	S3                S3Config // CAREBOOK_S3_*: the object store (dev: a local versitygw unless S3_ENDPOINT is set)
+}
+
+// S3Config is the object store's configuration.
+type S3Config struct {
+	Endpoint  string // CAREBOOK_S3_ENDPOINT: base URL; empty is AWS S3 in the region
+	Region    string // CAREBOOK_S3_REGION
+	Bucket    string // CAREBOOK_S3_BUCKET
+	AccessKey string // CAREBOOK_S3_ACCESS_KEY
+	SecretKey string // CAREBOOK_S3_SECRET_KEY
+	PathStyle bool   // CAREBOOK_S3_PATH_STYLE: true for most non-AWS stores
+	SSE       string // CAREBOOK_S3_SSE: "", AES256 or aws:kms
+	KMSKeyID  string // CAREBOOK_S3_KMS_KEY_ID: with aws:kms
 }
 
 // FromEnv reads the configuration from the environment.
@@ -47,6 +62,18 @@ func FromEnv() (Config, error) {
 		DemoTenant:        env("CAREBOOK_DEMO_TENANT", "demo"),
 		LogLevel:          env("CAREBOOK_LOG_LEVEL", "info"),
 		RedisPrefix:       env("CAREBOOK_REDIS_PREFIX", "carebook:"),
+		MLLPAddr:          env("CAREBOOK_MLLP_ADDR", "127.0.0.1:2575"),
+		MLLPPartner:       os.Getenv("CAREBOOK_MLLP_PARTNER"),
+		S3: S3Config{
+			Endpoint:  os.Getenv("CAREBOOK_S3_ENDPOINT"),
+			Region:    env("CAREBOOK_S3_REGION", "us-east-1"),
+			Bucket:    env("CAREBOOK_S3_BUCKET", "carebook"),
+			AccessKey: os.Getenv("CAREBOOK_S3_ACCESS_KEY"),
+			SecretKey: os.Getenv("CAREBOOK_S3_SECRET_KEY"),
+			PathStyle: os.Getenv("CAREBOOK_S3_PATH_STYLE") == "true",
+			SSE:       os.Getenv("CAREBOOK_S3_SSE"),
+			KMSKeyID:  os.Getenv("CAREBOOK_S3_KMS_KEY_ID"),
+		},
 	}
 	if v := os.Getenv("CAREBOOK_TRUSTED_PROXIES"); v != "" {
 		for _, p := range strings.Split(v, ",") {

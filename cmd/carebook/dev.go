@@ -57,6 +57,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.SignupLimit == 0 {
 		cfg.SignupLimit = 1000
 	}
+	if cfg.MLLPPartner == "" && network.Tenant.Slug == "demo" {
+		cfg.MLLPPartner = demo.LabKeyID
+	}
 	if cfg.JWTKey, err = devKey(cfg, cfg.JWTKey, "jwt.key"); err != nil {
 		return err
 	}
@@ -77,10 +80,20 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer stop()
+	store, stopStore, err := devStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer stopStore()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (is another carebook running? set CAREBOOK_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	mln, err := listenMLLP(cfg.MLLPAddr)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	ts, err := devtemporal.Start(ctx, devtemporal.Config{
 		DataDir:      filepath.Join(cfg.DataDir, "temporal"),
@@ -92,6 +105,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	})
 	if err != nil {
 		ln.Close()
+		if mln != nil {
+			mln.Close()
+		}
 		return fmt.Errorf("start embedded temporal (ports %d, %d; set CAREBOOK_TEMPORAL_PORT and CAREBOOK_TEMPORAL_UI_PORT to move them): %w",
 			cfg.TemporalPort, cfg.TemporalUIPort, err)
 	}
@@ -105,8 +121,8 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer tc.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveWorker(gctx, tc, db, accts, logger) })
-	g.Go(func() error { return serveAPI(gctx, ln, cfg, logger, db, rdb, tc, accts) })
+	g.Go(func() error { return serveWorker(gctx, tc, db, accts, store, logger) })
+	g.Go(func() error { return serveAPI(gctx, ln, mln, cfg, logger, db, rdb, tc, accts, store) })
 	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network, payNote)
 	return g.Wait()
 }
@@ -186,9 +202,11 @@ Carebook is running (Ctrl-C stops it).
   Temporal gRPC %[4]s   namespace %[3]s
   Data folder   %[5]s
   Payments      %[9]s
+  Lab results   MLLP on %[10]s (./bin/carebook send-hl7 FILE...); HTTP partner key %[11]s
 
 Demo tenant %[6]q (%[7]s); every password is %[8]s
-`, apiURL, cfg.TemporalUIURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.DataDir, n.Tenant.Slug, n.Tenant.Name, demo.Password, payNote)
+`, apiURL, cfg.TemporalUIURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.DataDir, n.Tenant.Slug, n.Tenant.Name, demo.Password, payNote,
+		cfg.MLLPAddr, demo.LabKey)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, l := range demo.Logins(n.Tenant.Slug) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", l.Role, l.Email, l.Note)

@@ -23,8 +23,10 @@ import (
 
 	"github.com/carebook/carebook/activities"
 	"github.com/carebook/carebook/api"
+	"github.com/carebook/carebook/intake"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/payments/accounts"
 	"github.com/carebook/carebook/workers"
 )
@@ -83,12 +85,16 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	store, err := openStore(ctx, cfg.S3)
+	if err != nil {
+		return err
+	}
 	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	return serveWorker(ctx, tc, db, accts, logger)
+	return serveWorker(ctx, tc, db, accts, store, logger)
 }
 
 // newAccounts builds the tenants' payment accounts over db.
@@ -103,11 +109,12 @@ func newAccounts(cfg Config, db *gorm.DB) (*accounts.Accounts, error) {
 	return &accounts.Accounts{DB: db, Sealer: sealer, StripeURL: cfg.StripeURL}, nil
 }
 
-func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, logger *slog.Logger) error {
+func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store, logger *slog.Logger) error {
 	w := workers.New(tc, workers.Deps{
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
 		Settlement:   &activities.Settlement{DB: db, Providers: accts},
+		Labs:         &activities.Labs{DB: db, Store: store, RenderPDF: activities.RenderReportPDF},
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -147,19 +154,51 @@ func runAPI(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	store, err := openStore(ctx, cfg.S3)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return serveAPI(ctx, ln, cfg, logger, db, rdb, tc, accts)
+	mln, err := listenMLLP(cfg.MLLPAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return serveAPI(ctx, ln, mln, cfg, logger, db, rdb, tc, accts, store)
 }
 
-func serveAPI(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger, db *gorm.DB, rdb *redis.Client, tc client.Client, accts *accounts.Accounts) error {
+// serveAPI serves the REST API on ln and, when mln is not nil, HL7 v2 over
+// MLLP on mln, until ctx ends.
+func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slog.Logger, db *gorm.DB, rdb *redis.Client,
+	tc client.Client, accts *accounts.Accounts, store *objstore.Store) error {
+	in := &intake.Intake{DB: db, Store: store, Temporal: tc}
+	if cfg.MLLPPartner != "" {
+		p, err := in.PartnerByKeyID(ctx, cfg.MLLPPartner)
+		if err != nil {
+			return fmt.Errorf("CAREBOOK_MLLP_PARTNER %q: %w", cfg.MLLPPartner, err)
+		}
+		in.MLLPPartner = &p
+	}
+	if mln != nil {
+		mctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		mdone := make(chan error, 1)
+		go func() { mdone <- serveMLLP(mctx, mln, in, logger) }()
+		defer func() {
+			cancel()
+			if err := <-mdone; err != nil {
+				logger.Error("mllp stopped", "error", err)
+			}
+		}()
+	}
 	tokens, err := api.NewTokens(cfg.JWTKey, nil)
 	if err != nil {
 		return err
 	}
-	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts,
+	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts, Store: store, Intake: in,
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies,
 		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
 	h, err := s.Router()

@@ -6,7 +6,10 @@ package demo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +32,19 @@ type Options struct {
 	HashPassword func(string) (string, error)
 }
 
+// LabKey is the demo tenant's lab partner API key, for POST /v1/labs/hl7
+// and /v1/labs/fhir. It exists only in demo data.
+const LabKey = LabKeyID + labSecret
+
+const labSecret = ".carebook-demo-lab-2026"
+
+// LabKeyFor is the demo lab partner's API key in the tenant slug seeds.
+func LabKeyFor(slug string) string { return LabKeyID + labSuffix(slug) + labSecret }
+
+// LabKeyID is the public part of LabKey; `carebook dev` dedicates its MLLP
+// listener to this partner for messages that name no known facility.
+const LabKeyID = "demolab01"
+
 // RuleDays is how long the seeded weekly rules stay valid.
 const RuleDays = 31
 
@@ -47,6 +63,7 @@ type Network struct {
 	Practitioners []models.Practitioner
 	Types         []models.AppointmentType
 	Patients      []models.Patient
+	LabPartners   []models.LabPartner
 	Logins        []Login
 }
 
@@ -66,6 +83,7 @@ func Seed(ctx context.Context, db *gorm.DB, o Options) (Network, error) {
 	err = models.InTenant(ctx, db, n.Tenant.ID, func(tx *gorm.DB) error {
 		steps := []any{&n.Tenant, &n.Facilities, &n.Specialties, &n.Practitioners, roles(o.Slug, n), &n.Types,
 			rules(o, n), &n.Patients, users(o.Slug, n, hash)}
+		steps = append(steps, labs(n)...)
 		for _, rows := range steps {
 			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(rows).Error; err != nil {
 				return err
@@ -122,8 +140,68 @@ func build(o Options) Network {
 	n.Patients = []models.Patient{
 		{ID: id(s, "patient", "ayse"), TenantID: t, GivenName: "Ayşe", FamilyName: "Öztürk", Phone: "+90 555 000 0001"},
 		{ID: id(s, "patient", "john"), TenantID: t, GivenName: "John", FamilyName: "Doe", Phone: "+1 212 555 0101"},
+		// The patients of two of the public sample messages in
+		// ../shared/cases/hl7, so that sending them files real results.
+		{ID: id(s, "patient", "philip"), TenantID: t, GivenName: "Philip", FamilyName: "Johnson", BirthDate: date(2007, 5, 26), Phone: "+1 303 555 8889"},
+		{ID: id(s, "patient", "paul"), TenantID: t, GivenName: "Paul", FamilyName: "Miller", BirthDate: date(2005, 7, 15), Phone: "+1 303 554 9936"},
+	}
+	n.LabPartners = []models.LabPartner{
+		// The demo's own lab: HTTP partners use its key, and dev's MLLP
+		// listener files messages from unknown facilities under it.
+		{ID: id(s, "lab", "demo"), TenantID: t, Name: "Demo Reference Lab", KeyID: LabKeyID + labSuffix(s), KeyHash: keyHash(LabKey), Active: true},
+		// Facilities of the sample messages, routed by MSH-4.
+		{ID: id(s, "lab", "nist"), TenantID: t, Name: "EHR Facility (NIST sample)", KeyID: "nist" + labSuffix(s) + "x0001",
+			KeyHash: keyHash(uuid.NewString()), SendingFacility: "2.16.840.1.113883.3.72.7.2", Active: true},
+		{ID: id(s, "lab", "baseline"), TenantID: t, Name: "Baseline West MC (Cerner sample)", KeyID: "baseline" + labSuffix(s) + "x01",
+			KeyHash: keyHash(uuid.NewString()), SendingFacility: "33D1234567", Active: true},
 	}
 	return n
+}
+
+func date(y int, m time.Month, d int) *time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	return &t
+}
+
+// labSuffix keeps partner key IDs unique across demo tenants (key IDs are
+// global, since a key finds its tenant); the demo tenant itself has none.
+func labSuffix(slug string) string {
+	if slug == "demo" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(slug))
+	return hex.EncodeToString(sum[:4])
+}
+
+func keyHash(key string) []byte {
+	_, secret, _ := strings.Cut(key, ".")
+	if secret == "" {
+		secret = key
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// labs seeds what lab results need: the partners, the identifiers the
+// sample messages' patients and ordering doctors are known by, and the
+// release rule (a doctor releases each result).
+func labs(n Network) []any {
+	t := n.Tenant.ID
+	s := n.Tenant.Slug
+	ids := []models.PatientIdentifier{
+		{TenantID: t, PatientID: id(s, "patient", "philip"), System: "urn:oid:2.16.840.1.113883.19.3.2.1", Value: "9817566735", Type: "MR"},
+		{TenantID: t, PatientID: id(s, "patient", "paul"), System: "Baseline West MC", Value: "9339683996", Type: "MR"},
+		{TenantID: t, PatientID: id(s, "patient", "ayse"), System: "urn:oid:2.16.840.1.113883.19.3.2.1", Value: "TR-0000000001", Type: "MR"},
+	}
+	// Every sample message's ordering provider is Dr. Maria Garcia here.
+	garcia := id(s, "practitioner", "Dr. Maria Garcia")
+	docs := []models.PractitionerIdentifier{
+		{TenantID: t, PractitionerID: garcia, System: "urn:oid:2.16.840.1.113883.19.4.6", Value: "1234"},
+		{TenantID: t, PractitionerID: garcia, System: "Baseline West MC", Value: "Harrison , Kyle"},
+		{TenantID: t, PractitionerID: garcia, System: "", Value: "00002"},
+	}
+	settings := models.LabSettings{TenantID: t, ReleaseRule: models.ReleaseAfterReview, ReleaseDays: 3}
+	return []any{&n.LabPartners, &ids, &docs, &settings}
 }
 
 func roles(s string, n Network) *[]models.PractitionerRole {
@@ -162,6 +240,9 @@ func rules(o Options, n Network) *[]models.ScheduleRule {
 	return &out
 }
 
+// patientLogins are the seeded patients' e-mail names, in Patients order.
+var patientLogins = []string{"ayse", "john", "philip", "paul"}
+
 func users(s string, n Network, hash string) *[]models.User {
 	t := n.Tenant.ID
 	u := func(email string, role models.Role) models.User {
@@ -169,7 +250,7 @@ func users(s string, n Network, hash string) *[]models.User {
 	}
 	var out []models.User
 	for i := range n.Patients {
-		email := []string{"ayse", "john"}[i] + "@" + s + ".carebook.test"
+		email := patientLogins[i] + "@" + s + ".carebook.test"
 		x := u(email, models.RolePatient)
 		x.PatientID = &n.Patients[i].ID
 		out = append(out, x)
@@ -194,6 +275,8 @@ func Logins(slug string) []Login {
 	out := []Login{
 		{"ayse" + d, models.RolePatient, "patient Ayşe Öztürk"},
 		{"john" + d, models.RolePatient, "patient John Doe"},
+		{"philip" + d, models.RolePatient, "patient Philip Johnson (the NIST sample lab message)"},
+		{"paul" + d, models.RolePatient, "patient Paul Miller (the Cerner sample lab message)"},
 	}
 	for i, doc := range doctors {
 		out = append(out, Login{fmt.Sprintf("doctor%d%s", i+1, d), models.RoleDoctor, doc.name + ", " + doc.title})
