@@ -340,7 +340,7 @@ func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uu
 		switch o.Kind {
 		case labs.ValueQuantity:
 			row.ValueNumber = &o.Number
-		case labs.ValueRange:
+		case labs.ValueRange, labs.ValueRatio:
 			row.ValueNumber, row.ValueNumber2 = &o.Number, &o.Number2
 		}
 		if err := tx.Create(&row).Error; err != nil {

@@ -73,8 +73,8 @@ func FromORUIn(o hl7.ORU, loc *time.Location) (Message, error) {
 	if o.Message == nil {
 		return Message{}, invalidf("ORU holds no parsed message")
 	}
-	mp := oruMapper{loc: loc}
 	m := o.Message
+	mp := oruMapper{loc: loc, controlID: m.ControlID}
 	msg := Message{
 		Format:          FormatHL7v2,
 		ID:              m.ControlID,
@@ -90,7 +90,7 @@ func FromORUIn(o hl7.ORU, loc *time.Location) (Message, error) {
 		return Message{}, invalidf("ORU orders do not match the message's ORC/OBR segments")
 	}
 	for i, ord := range o.Orders {
-		r, err := mp.report(ord, groups[i])
+		r, err := mp.report(ord, groups[i], i+1)
 		if err != nil {
 			return Message{}, err
 		}
@@ -100,7 +100,8 @@ func FromORUIn(o hl7.ORU, loc *time.Location) (Message, error) {
 }
 
 type oruMapper struct {
-	loc *time.Location
+	loc       *time.Location
+	controlID string
 }
 
 // orderSegments are the segments of one ORDER_OBSERVATION group, found the
@@ -140,7 +141,7 @@ func at(s *hl7.Segment, field int) string {
 	return fmt.Sprintf("%s-%d (segment %d)", s.Name, field, s.Line)
 }
 
-func (mp oruMapper) report(ord hl7.Order, segs orderSegments) (Report, error) {
+func (mp oruMapper) report(ord hl7.Order, segs orderSegments, n int) (Report, error) {
 	if segs.obr == nil {
 		return Report{}, invalidf("ORC (segment %d): order has no OBR", segs.orc.Line)
 	}
@@ -153,7 +154,10 @@ func (mp oruMapper) report(ord hl7.Order, segs orderSegments) (Report, error) {
 		key, ok = eiKey(ord.PlacerOrderNumber)
 	}
 	if !ok {
-		return Report{}, invalidf("%s: order has neither a filler (OBR-3/ORC-3) nor a placer (OBR-2/ORC-2) order number, so its results could never be corrected", at(obr, 3))
+		// Without an order number the report can only be named by the
+		// message that carries it: it is filed, but a later message
+		// cannot correct it (it files a report of its own).
+		key = messageKey(mp.controlID, n)
 	}
 	st, ok := reportStatusHL7(ord.ResultStatus)
 	if !ok {
@@ -434,6 +438,13 @@ func facilityHL7(hd hl7.HD) string {
 		return hd.UniversalID
 	}
 	return hd.NamespaceID
+}
+
+// messageKey names the n-th order of a message that gave it no order
+// number. The "message:" prefix cannot collide with an order number's key,
+// whose authority comes before a "|".
+func messageKey(controlID string, n int) string {
+	return fmt.Sprintf("message:%s#%d", controlID, n)
 }
 
 // eiKey is an order number as <namespace or universal id>|<id>.

@@ -167,27 +167,17 @@ func TestFromORUInReadsZonelessTimesInTheLabsZone(t *testing.T) {
 func TestFromORUNHapiFormattedTextRepetitions(t *testing.T) {
 	raw := readCase(t, "hl7", nhapiFile)
 
-	// As sent, the order has neither placer nor filler number: refused,
-	// since a correction could never find the report.
-	o, err := hl7.ParseORU(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = FromORU(o)
-	var ie *InvalidError
-	if !errors.As(err, &ie) {
-		t.Fatalf("FromORU error = %v, want *InvalidError", err)
-	}
-	for _, s := range []string{"OBR-3", "filler", "placer"} {
-		if !strings.Contains(ie.Reason, s) {
-			t.Errorf("Reason %q does not mention %q", ie.Reason, s)
-		}
-	}
-
-	// With a filler number added to OBR-3, the text maps.
-	m := mustHL7(t, withField(t, raw, "OBR", 3, "F1^LAB"))
+	// As sent, the order has neither placer nor filler number: it is
+	// keyed by the message, so it files but no later message corrects it.
+	m := mustHL7(t, raw)
 	r := oneReport(t, m)
-	eq(t, "Report.Key", r.Key, "LAB|F1")
+	eq(t, "Report.Key", r.Key, "message:EBzH1711114101206#1")
+	eq(t, "Report.FillerNumber", r.FillerNumber, "")
+
+	// With a filler number in OBR-3, the number keys it.
+	withFiller := oneReport(t, mustHL7(t, withField(t, raw, "OBR", 3, "F1^LAB")))
+	eq(t, "Report.Key with filler", withFiller.Key, "LAB|F1")
+
 	eq(t, "Report.Code", r.Code, Code{Code: "ehipack", Display: "eHippa Acknowlegment"})
 	eq(t, "Report.Status", r.Status, StatusFinal)
 	eq(t, "Report.OrderingProvider", r.OrderingProvider, Identifier{Value: "00002"})
@@ -464,17 +454,13 @@ func TestReportKeyFromOrderNumbers(t *testing.T) {
 		{name: "filler without authority", filler: "123", want: "|123"},
 		{name: "placer when no filler", placer: "P1^PLAC", want: "PLAC|P1"},
 		{name: "filler before placer", placer: "P1^PLAC", filler: "F1^FILL", want: "FILL|F1"},
-		{name: "neither"},
+		{name: "neither", want: "message:NIST-100929110828087#1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := mapNIST(t, func(raw []byte) []byte {
 				return withField(t, withField(t, raw, "OBR", 2, tt.placer), "OBR", 3, tt.filler)
 			})
-			if tt.want == "" {
-				wantInvalid(t, err, "OBR-3 (segment 5)")
-				return
-			}
 			if err != nil {
 				t.Fatal(err)
 			}

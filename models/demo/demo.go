@@ -191,7 +191,9 @@ func labs(n Network) []any {
 	ids := []models.PatientIdentifier{
 		{TenantID: t, PatientID: id(s, "patient", "philip"), System: "urn:oid:2.16.840.1.113883.19.3.2.1", Value: "9817566735", Type: "MR"},
 		{TenantID: t, PatientID: id(s, "patient", "paul"), System: "Baseline West MC", Value: "9339683996", Type: "MR"},
-		{TenantID: t, PatientID: id(s, "patient", "ayse"), System: "urn:oid:2.16.840.1.113883.19.3.2.1", Value: "TR-0000000001", Type: "MR"},
+		// The FHIR sample bundle names its patient by a reference on the
+		// sender's server; here that is John Doe.
+		{TenantID: t, PatientID: id(s, "patient", "john"), System: "urn:ietf:rfc:3986", Value: "https://example.com/base/Patient/example"},
 	}
 	// Every sample message's ordering provider is Dr. Maria Garcia here.
 	garcia := id(s, "practitioner", "Dr. Maria Garcia")

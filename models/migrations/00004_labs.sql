@@ -149,7 +149,7 @@ CREATE TABLE lab_observations (
     code            text NOT NULL DEFAULT '',
     display         text NOT NULL DEFAULT '',
     status          text NOT NULL,
-    kind            text NOT NULL CHECK (kind IN ('quantity', 'range', 'coded', 'text', 'none')),
+    kind            text NOT NULL CHECK (kind IN ('quantity', 'range', 'ratio', 'coded', 'text', 'none')),
     value_text      text NOT NULL DEFAULT '',
     value_number    double precision,
     value_number2   double precision,
