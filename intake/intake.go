@@ -137,7 +137,7 @@ func (in *Intake) PartnerByKeyID(ctx context.Context, keyID string) (Partner, er
 }
 
 // PartnerByFacility routes an MLLP message by its sending facility (MSH-4)
-// and receiving facility (MSH-6), as FacilityKey writes them.
+// and receiving facility (MSH-6), as labs.FacilityKey writes them.
 func (in *Intake) PartnerByFacility(ctx context.Context, sending, receiving string) (Partner, error) {
 	if sending == "" {
 		return Partner{}, ErrUnknownPartner
@@ -154,19 +154,6 @@ func (in *Intake) PartnerByFacility(ctx context.Context, sending, receiving stri
 		return Partner{}, ErrUnknownPartner
 	}
 	return Partner{ID: row.PartnerID, TenantID: row.TenantID}, nil
-}
-
-// FacilityKey is how a facility (MSH-4, MSH-6) is written in a partner's
-// route: "urn:oid:<id>" for an ISO universal ID, else the universal ID,
-// else the namespace ID.
-func FacilityKey(hd hl7.HD) string {
-	switch {
-	case hd.UniversalID != "" && strings.EqualFold(hd.UniversalIDType, "ISO"):
-		return "urn:oid:" + hd.UniversalID
-	case hd.UniversalID != "":
-		return hd.UniversalID
-	}
-	return hd.NamespaceID
 }
 
 // HL7 receives an HL7 v2 message. With partner nil (MLLP), the partner is
@@ -188,7 +175,7 @@ func (in *Intake) HL7(ctx context.Context, partner *Partner, transport string, r
 			Cause: &hl7.ParseError{Segment: "MSH", Field: 10, Line: 1, Reason: "MSH-10: the message control ID is empty"}}, m
 	}
 	if partner == nil {
-		p, err := in.PartnerByFacility(ctx, FacilityKey(m.SendingFacility), FacilityKey(m.ReceivingFacility))
+		p, err := in.PartnerByFacility(ctx, labs.FacilityKey(m.SendingFacility), labs.FacilityKey(m.ReceivingFacility))
 		if errors.Is(err, ErrUnknownPartner) && in.MLLPPartner != nil {
 			p, err = *in.MLLPPartner, nil
 		}

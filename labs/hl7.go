@@ -78,7 +78,7 @@ func FromORUIn(o hl7.ORU, loc *time.Location) (Message, error) {
 	msg := Message{
 		Format:          FormatHL7v2,
 		ID:              m.ControlID,
-		SendingFacility: facilityHL7(m.SendingFacility),
+		SendingFacility: FacilityKey(m.SendingFacility),
 		SentAt:          mp.instant(m.Time),
 		Patient:         patientHL7(o.Patient),
 	}
@@ -428,11 +428,12 @@ func authoritySystem(hd hl7.HD) string {
 	return hd.UniversalID
 }
 
-// facilityHL7 names the sending facility: MSH-4's universal ID (as
-// urn:oid:<id> when it is an ISO OID), else its namespace ID.
-func facilityHL7(hd hl7.HD) string {
+// FacilityKey names a facility (MSH-4, MSH-6) as Message.SendingFacility
+// and lab partners' MLLP routes write it: its universal ID ("urn:oid:<id>"
+// when it is an ISO OID), else its namespace ID.
+func FacilityKey(hd hl7.HD) string {
 	switch {
-	case hd.UniversalID != "" && hd.UniversalIDType == "ISO":
+	case hd.UniversalID != "" && strings.EqualFold(hd.UniversalIDType, "ISO"):
 		return "urn:oid:" + hd.UniversalID
 	case hd.UniversalID != "":
 		return hd.UniversalID
