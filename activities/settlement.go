@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/models"
+	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/payments"
 	"github.com/carebook/carebook/payments/provider"
 	"github.com/carebook/carebook/payments/reconcile"
@@ -28,6 +29,8 @@ import (
 type Settlement struct {
 	DB        *gorm.DB
 	Providers ProviderSource
+	// Store, when set, also keeps each report's files in the object store.
+	Store *objstore.Store
 	// Now reads the clock for the report's generated_at; nil means
 	// time.Now.
 	Now func() time.Time
@@ -544,8 +547,9 @@ type settlementReport struct {
 //
 // A discrepancy that a later run no longer finds is left as it is, for
 // billing staff to resolve with a note; the report always shows the latest
-// run. TODO(#4): also store the JSON and CSV in the object store and set
-// object_key.
+// run. With an object store, the JSON and CSV files are also kept there
+// (under the tenant's settlement/ prefix, named by the day; a re-run
+// overwrites them) and object_key names the JSON.
 func (s *Settlement) WriteSettlementReport(ctx context.Context, req workflows.SettlementReportRequest) (workflows.DaySettlement, error) {
 	tenant, err := uuid.Parse(req.TenantID)
 	if err != nil {
@@ -566,19 +570,32 @@ func (s *Settlement) WriteSettlementReport(ctx context.Context, req workflows.Se
 	}
 	out := workflows.DaySettlement{Day: req.Day.Day, Status: res.Status(), Transactions: res.Transactions,
 		Payouts: res.Payouts, Matched: res.Matched, Discrepancies: res.Discrepancies}
+	csv := res.CSV()
+	objectKey := ""
+	if s.Store != nil {
+		base := objstore.TenantPrefix(tenant) + "settlement/" + req.Day.Day
+		obj, err := s.Store.PutKey(ctx, tenant, base+".json", doc, "application/json")
+		if err != nil {
+			return out, fmt.Errorf("store report: %w", err)
+		}
+		if _, err := s.Store.PutKey(ctx, tenant, base+".csv", []byte(csv), "text/csv"); err != nil {
+			return out, fmt.Errorf("store report CSV: %w", err)
+		}
+		objectKey = obj.Key
+	}
 	err = models.InTenant(ctx, s.DB, tenant, func(tx *gorm.DB) error {
 		var report struct{ ID uuid.UUID }
 		err := tx.Raw(`INSERT INTO settlement_reports (id, tenant_id, day, time_zone, provider, status, transactions, payouts,
-				matched, discrepancies, report_json, report_csv, generated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				matched, discrepancies, report_json, report_csv, object_key, generated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, day) DO UPDATE SET time_zone = EXCLUDED.time_zone, provider = EXCLUDED.provider,
 				status = EXCLUDED.status, transactions = EXCLUDED.transactions, payouts = EXCLUDED.payouts,
 				matched = EXCLUDED.matched, discrepancies = EXCLUDED.discrepancies, report_json = EXCLUDED.report_json,
-				report_csv = EXCLUDED.report_csv, generated_at = EXCLUDED.generated_at
+				report_csv = EXCLUDED.report_csv, object_key = EXCLUDED.object_key, generated_at = EXCLUDED.generated_at
 			RETURNING id`,
 			uuid.NewSHA1(uuid.NameSpaceURL, []byte("settlement-report:"+tenant.String()+":"+req.Day.Day)), tenant, req.Day.Day,
 			req.TimeZone, req.Provider, res.Status(), res.Transactions, res.Payouts, res.Matched, res.Discrepancies,
-			string(doc), res.CSV(), now().UTC()).Scan(&report).Error
+			string(doc), csv, objectKey, now().UTC()).Scan(&report).Error
 		if err != nil {
 			return fmt.Errorf("upsert report: %w", err)
 		}

@@ -34,6 +34,26 @@ func TestSettlementOnDemand(t *testing.T) {
 	if csv.Status != http.StatusOK || !strings.Contains(csv.Header.Get("Content-Type"), "text/csv") || len(csv.Raw) == 0 {
 		t.Fatalf("csv: %d %q", csv.Status, csv.Header.Get("Content-Type"))
 	}
+	// The report's files are in the object store under the tenant's
+	// prefix, and the JSON there is the report the API serves.
+	var key string
+	if err := st.Admin.Raw("SELECT object_key FROM settlement_reports WHERE day = ?", day).Scan(&key).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := "tenants/" + st.Demo.Tenant.ID.String() + "/settlement/" + day + ".json"; key != want {
+		t.Fatalf("object_key = %q, want %q", key, want)
+	}
+	stored, err := st.Store.Get(t.Context(), st.Demo.Tenant.ID, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(stored), `"day":"`+day+`"`) {
+		t.Fatalf("stored report does not name its day")
+	}
+	storedCSV, err := st.Store.Get(t.Context(), st.Demo.Tenant.ID, strings.TrimSuffix(key, ".json")+".csv")
+	if err != nil || string(storedCSV) != string(csv.Raw) {
+		t.Fatalf("stored CSV differs from the served one (err %v)", err)
+	}
 	discrepancies := st.count("SELECT count(*) FROM discrepancies")
 	// Again: the same report, no new discrepancies.
 	if r := st.do("POST", "/v1/billing/settlements", billing, map[string]string{"from": day, "to": day}); r.Status != http.StatusAccepted {

@@ -95,7 +95,7 @@ func newStack(t *testing.T) *stack {
 	st.Deps = workers.Deps{
 		Appointments: &activities.Appointments{DB: app},
 		Payments:     &activities.Payments{DB: app, Accounts: accts},
-		Settlement:   &activities.Settlement{DB: app, Providers: accts},
+		Settlement:   &activities.Settlement{DB: app, Providers: accts, Store: st.Store},
 		Labs:         &activities.Labs{DB: app, Store: st.Store, RenderPDF: activities.RenderReportPDF},
 	}
 	st.Worker = st.startWorker(st.Deps)

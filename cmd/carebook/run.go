@@ -113,7 +113,7 @@ func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *acco
 	w := workers.New(tc, workers.Deps{
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
-		Settlement:   &activities.Settlement{DB: db, Providers: accts},
+		Settlement:   &activities.Settlement{DB: db, Providers: accts, Store: store},
 		Labs:         &activities.Labs{DB: db, Store: store, RenderPDF: activities.RenderReportPDF},
 	})
 	if err := w.Start(); err != nil {

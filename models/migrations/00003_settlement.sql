@@ -17,7 +17,7 @@ CREATE TABLE settlement_reports (
     discrepancies      integer NOT NULL DEFAULT 0,
     report_json        jsonb NOT NULL,
     report_csv         text NOT NULL,
-    object_key         text NOT NULL DEFAULT '', -- set once the object store exists (issue 4)
+    object_key         text NOT NULL DEFAULT '', -- the JSON file in the object store, when one is configured
     generated_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, day)
 );
