@@ -9,7 +9,7 @@ export CAREBOOK_SHARED_CASES ?= $(abspath $(CURDIR)/../shared/cases)
 # workflowcheck is Temporal's determinism linter for workflow code.
 WORKFLOWCHECK_VERSION ?= v0.6.0
 
-.PHONY: dev build test vet fmt-check lint services tools bench clean
+.PHONY: dev build test vet fmt-check lint services tools bench bench-labs clean
 
 ## dev: build and run the whole product with demo data (needs Postgres and Redis)
 dev: tools build
@@ -45,6 +45,24 @@ services:
 ## bench: load run against a running `make dev` (see README)
 bench:
 	$(GO) run ./bench
+
+# BENCH_LABS_FLAGS passes flags to the MLLP run (go run ./bench -labs -h).
+BENCH_LABS_FLAGS ?=
+
+## bench-labs: parser throughput, then lab messages over MLLP against a
+## running dev (`make dev`: MLLP 127.0.0.1:2575, database carebook). For a
+## dev apart from anyone else's, start it with its own ports and database:
+##   CAREBOOK_HTTP_ADDR=127.0.0.1:18080 CAREBOOK_TEMPORAL_PORT=17233
+##   CAREBOOK_TEMPORAL_UI_PORT=18233 CAREBOOK_MLLP_ADDR=127.0.0.1:12575
+##   CAREBOOK_DATA_DIR=/tmp/bench-dev
+##   CAREBOOK_DATABASE_URL=postgres://carebook_app@127.0.0.1:5432/carebook_bench?sslmode=disable
+##   CAREBOOK_ADMIN_DATABASE_URL=postgres://postgres@127.0.0.1:5432/carebook_bench?sslmode=disable
+##   ./bin/carebook dev
+## and run make bench-labs BENCH_LABS_FLAGS='-mllp 127.0.0.1:12575
+##   -db postgres://postgres@127.0.0.1:5432/carebook_bench?sslmode=disable'
+bench-labs:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./hl7 ./labs
+	$(GO) run ./bench -labs $(BENCH_LABS_FLAGS)
 
 clean:
 	rm -rf bin

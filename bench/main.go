@@ -23,6 +23,10 @@
 //	go run ./bench -api http://127.0.0.1:18080 -temporal 127.0.0.1:17233 \
 //	    -db 'postgres://postgres@127.0.0.1:5432/carebook_bench?sslmode=disable'
 //
+// With -labs it measures lab ingestion over MLLP instead (see labs.go):
+//
+//	go run ./bench -labs -mllp 127.0.0.1:2575 -clients 8 -duration 20s
+//
 // Exit status: 0 when all is well, 1 when there is a double booking or the
 // database disagrees with the API's answers, 2 when the bench could not
 // run.
@@ -72,6 +76,9 @@ const maxDuration = 10 * time.Minute
 const signupConcurrency = 4
 
 func main() {
+	if args, ok := labsMode(os.Args[1:]); ok {
+		os.Exit(labsMain(args))
+	}
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
