@@ -218,7 +218,11 @@ func (s *Server) listLabResults(c *gin.Context) error {
 		if err := q.Scan(&rows).Error; err != nil {
 			return internal(err)
 		}
-		return s.audit(c, tx, "list", "lab_report", nil, patient, "")
+		whose := patient
+		if p.Role == models.RolePatient {
+			whose = &p.PatientID
+		}
+		return s.audit(c, tx, "list", "lab_report", nil, whose, "")
 	})
 	if err != nil {
 		return err
