@@ -81,7 +81,7 @@ func parseLabsFlags(args []string) (labsConfig, error) {
 	fs.IntVar(&c.clients, "clients", 8, "concurrent MLLP connections; also the ceiling's")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "how long the load runs")
 	fs.DurationVar(&c.ceiling, "ceiling", 5*time.Second, "how long the ceiling is measured")
-	fs.DurationVar(&c.settle, "settle", 2*time.Minute, "how long to wait after the load for every message to be filed")
+	fs.DurationVar(&c.settle, "settle", 5*time.Minute, "how long to wait after the load for every message to be filed")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -155,10 +155,8 @@ func runLabs(ctx context.Context, cfg labsConfig, out io.Writer) int {
 		progress("%v", err)
 		return 2
 	}
-	loadEnd := load.start.Add(load.elapsed)
-
 	progress("waiting up to %s for %d messages to be filed", cfg.settle, load.sent)
-	filed, err := waitFiled(ctx, conn, prefix, load.sent, load.aa(), load.start.Add(load.window), loadEnd, cfg.settle, progress)
+	filed, err := waitFiled(ctx, conn, prefix, load, cfg.settle, progress)
 	if err != nil {
 		progress("%v", err)
 		return 2
@@ -208,7 +206,7 @@ func reportLabs(w io.Writer, cfg labsConfig, runID string, templates []labTempla
 			filedPerSec, f.filed(), f.lastFiled.Sub(load.start).Seconds())
 		fmt.Fprintf(w, "  filed in the load window: %d (%.1f/s); the last filed %.1fs after the window ended\n",
 			f.filedInWindow, perSecond(f.filedInWindow, load.window), f.lastFiled.Sub(load.start.Add(load.window)).Seconds())
-		fmt.Fprintf(w, "  filing lag (intake's insert to filed): p50 %s, p95 %s, max %s\n", ms(f.lagP50), ms(f.lagP95), ms(f.lagMax))
+		fmt.Fprintf(w, "  AA to filed: p50 %s, p95 %s, p99 %s, max %s\n", ms(f.lag.p50), ms(f.lag.p95), ms(f.lag.p99), ms(f.lag.max))
 	}
 	fmt.Fprintf(w, "  not filed: %d  (rows %d of %d sent: %s)\n", load.sent-f.filed(), f.rows, load.sent, codeList(f.byStatus))
 

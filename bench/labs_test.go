@@ -184,6 +184,9 @@ func TestMLLPCeilingAcknowledgesEveryMessage(t *testing.T) {
 	if l.aa() != l.sent || l.noAck != 0 || len(l.codes) != 1 {
 		t.Errorf("sent %d, ACKs %v, no ACK %d (%v): want an AA for each", l.sent, l.codes, l.noAck, l.firstErr)
 	}
+	if len(l.acked) != l.aa() {
+		t.Errorf("AA times kept for %d messages, want %d", len(l.acked), l.aa())
+	}
 	if l.lat.n != l.sent {
 		t.Errorf("latencies = %d, want %d", l.lat.n, l.sent)
 	}

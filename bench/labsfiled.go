@@ -21,16 +21,14 @@ FROM lab_messages
 WHERE message_id LIKE $1
 GROUP BY status`
 
-	// runFilingLag reads the filed messages' lag from received_at (the
-	// insert by intake, before the ACK) to processed_at (filed by the
-	// worker), in seconds, and how many were filed before $2.
-	runFilingLag = `
-SELECT count(*) FILTER (WHERE processed_at < $2),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)),
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)),
-       max(extract(epoch FROM processed_at - received_at))
+	// runFiledTimes lists when each of the run's filed messages was
+	// filed. The lag is taken from the bench's own ACK times, the moment
+	// the lab is told the message is safe; received_at would not do, as
+	// intake stored it as the zero time when this was written.
+	runFiledTimes = `
+SELECT message_id, processed_at
 FROM lab_messages
-WHERE message_id LIKE $1 AND status = 'filed'`
+WHERE message_id LIKE $1 AND status = 'filed' AND processed_at IS NOT NULL`
 )
 
 // filePollInterval is how often the wait reads the statuses: a fraction
@@ -45,10 +43,12 @@ type filing struct {
 	lastFiled time.Time // processed_at of the last message filed
 	// filedInWindow counts messages filed before the load's window ended.
 	filedInWindow int
-	// lag is received_at to processed_at of the filed messages.
-	lagP50, lagP95, lagMax time.Duration
-	waited                 time.Duration // from the end of the load
-	settled                bool          // nothing was left to happen
+	// lag is from each filed message's AA, as the bench received it, to
+	// its processed_at: how long a message the lab was told is safe waits
+	// to be filed. Both clocks are this machine's.
+	lag     latencies
+	waited  time.Duration // from the end of the load
+	settled bool          // nothing was left to happen
 }
 
 func (f filing) filed() int { return f.byStatus["filed"] }
@@ -76,9 +76,11 @@ func openLabDB(ctx context.Context, dsn string) (*pgx.Conn, error) {
 
 // waitFiled polls the run's rows until every sent message is filed, or
 // nothing is left to happen (no row still received and a row for every
-// accepted message), or bound has passed since loadEnd.
-func waitFiled(ctx context.Context, conn *pgx.Conn, prefix string, sent, accepted int, windowEnd, loadEnd time.Time,
-	bound time.Duration, progress func(string, ...any)) (filing, error) {
+// accepted message), or bound has passed since the load ended.
+func waitFiled(ctx context.Context, conn *pgx.Conn, prefix string, load mllpLoad, bound time.Duration,
+	progress func(string, ...any)) (filing, error) {
+	sent, accepted := load.sent, load.aa()
+	loadEnd, windowEnd := load.start.Add(load.elapsed), load.start.Add(load.window)
 	pattern := prefix + "-%"
 	deadline := loadEnd.Add(bound)
 	nextNote := time.Now().Add(10 * time.Second)
@@ -104,12 +106,29 @@ func waitFiled(ctx context.Context, conn *pgx.Conn, prefix string, sent, accepte
 	}
 	f.waited = time.Since(loadEnd)
 
-	var p50, p95, lagMax *float64
-	err := conn.QueryRow(ctx, runFilingLag, pattern, windowEnd).Scan(&f.filedInWindow, &p50, &p95, &lagMax)
+	rows, err := conn.Query(ctx, runFiledTimes, pattern)
 	if err != nil {
-		return f, fmt.Errorf("read the filing lag: %w", err)
+		return f, fmt.Errorf("read the filing times: %w", err)
 	}
-	f.lagP50, f.lagP95, f.lagMax = seconds(p50), seconds(p95), seconds(lagMax)
+	defer rows.Close()
+	var lag []time.Duration
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return f, fmt.Errorf("read the filing times: %w", err)
+		}
+		if at.Before(windowEnd) {
+			f.filedInWindow++
+		}
+		if acked, ok := load.acked[id]; ok {
+			lag = append(lag, at.Sub(acked))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return f, fmt.Errorf("read the filing times: %w", err)
+	}
+	f.lag = summarize(lag)
 	return f, nil
 }
 
@@ -137,12 +156,4 @@ func labStatuses(ctx context.Context, conn *pgx.Conn, pattern string) (filing, e
 		return f, fmt.Errorf("count the run's lab messages: %w", err)
 	}
 	return f, nil
-}
-
-// seconds turns a nullable count of seconds into a duration.
-func seconds(s *float64) time.Duration {
-	if s == nil {
-		return 0
-	}
-	return time.Duration(*s * float64(time.Second))
 }

@@ -166,6 +166,9 @@ type mllpLoad struct {
 	// aaInWindow counts the AA ACKs that came within the window; rates
 	// are that over the window, as the booking bench's are.
 	aaInWindow int
+	// acked is when the AA of each message ID came, for the lag from the
+	// lab's answer to filed.
+	acked map[string]time.Time
 	// perSecond is AA ACKs in each whole second of the window.
 	perSecond []int
 }
@@ -185,6 +188,7 @@ type senderTally struct {
 	texts       map[string]int
 	lat         []time.Duration
 	aaAt        []time.Time // when each AA ACK came
+	aaIDs       []string    // the message ID of each
 }
 
 // runMLLP has clients senders each hold one connection to addr and send
@@ -259,6 +263,7 @@ func runMLLP(ctx context.Context, addr string, clients int, d time.Duration, tem
 				t.codes[code]++
 				if code == string(hl7.AckAccept) {
 					t.aaAt = append(t.aaAt, done)
+					t.aaIDs = append(t.aaIDs, id)
 				} else if k := code + ": " + text; t.texts[k] > 0 || len(t.texts) < maxAckTexts {
 					t.texts[k]++
 				}
@@ -268,7 +273,7 @@ func runMLLP(ctx context.Context, addr string, clients int, d time.Duration, tem
 	wg.Wait()
 
 	l := mllpLoad{start: start, window: d, elapsed: time.Since(start), codes: map[string]int{}, texts: map[string]int{},
-		perSecond: make([]int, int(d/time.Second))}
+		perSecond: make([]int, int(d/time.Second)), acked: map[string]time.Time{}}
 	var lat []time.Duration
 	for _, t := range tallies {
 		l.sent += t.sent
@@ -285,7 +290,8 @@ func runMLLP(ctx context.Context, addr string, clients int, d time.Duration, tem
 			}
 		}
 		lat = append(lat, t.lat...)
-		for _, at := range t.aaAt {
+		for j, at := range t.aaAt {
+			l.acked[t.aaIDs[j]] = at
 			if !at.Before(deadline) {
 				continue
 			}
