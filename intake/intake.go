@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
@@ -341,4 +342,35 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// Resume starts the workflow of every message that was recorded more than
+// after ago and is still waiting to be parsed: an intake that died between
+// recording a message and starting its workflow leaves one behind, and its
+// sender may never resend. Starting is idempotent, so a message whose
+// workflow is running (or a worker is just slow) is left as it is. It
+// answers how many messages it looked at.
+func (in *Intake) Resume(ctx context.Context, after time.Duration) (int, error) {
+	var tenants []uuid.UUID
+	if err := in.DB.WithContext(ctx).Model(&models.Tenant{}).Pluck("id", &tenants).Error; err != nil {
+		return 0, fmt.Errorf("list tenants: %w", err)
+	}
+	n := 0
+	for _, t := range tenants {
+		var rows []models.LabMessage
+		err := models.InTenant(ctx, in.DB, t, func(tx *gorm.DB) error {
+			return tx.Where("status = ? AND received_at < now() - make_interval(secs => ?)", models.LabReceived, after.Seconds()).
+				Order("received_at").Limit(1000).Find(&rows).Error
+		})
+		if err != nil {
+			return n, fmt.Errorf("list waiting messages: %w", err)
+		}
+		for _, row := range rows {
+			if res := in.started(ctx, Result{Status: Accepted, Message: row}); res.Status == Unavailable {
+				return n, res.Err
+			}
+			n++
+		}
+	}
+	return n, nil
 }

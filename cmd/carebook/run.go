@@ -125,6 +125,7 @@ func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *acco
 	if err := workers.EnsureSettlementSchedules(ctx, tc, db); err != nil {
 		logger.Error("settlement schedules not ensured", "error", err)
 	}
+	go resumeLabMessages(ctx, &intake.Intake{DB: db, Temporal: tc}, logger)
 	<-ctx.Done()
 	w.Stop()
 	return nil
@@ -313,4 +314,23 @@ func devKey(cfg Config, configured []byte, name string) ([]byte, error) {
 		return nil, fmt.Errorf("write %s: %w", name, err)
 	}
 	return key, nil
+}
+
+// resumeLabMessages starts, now and every five minutes, the workflows of lab
+// messages that intake recorded but never started (it died in between).
+func resumeLabMessages(ctx context.Context, in *intake.Intake, logger *slog.Logger) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := in.Resume(ctx, time.Minute); err != nil {
+			logger.Error("lab messages not resumed", "error", err)
+		} else if n > 0 {
+			logger.Info("lab messages resumed", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
