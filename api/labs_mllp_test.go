@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 
 	"github.com/carebook/carebook/hl7"
+	"github.com/carebook/carebook/intake"
 	"github.com/carebook/carebook/mllp"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
@@ -29,8 +31,15 @@ func (st *stack) startMLLP(t *testing.T) string {
 		t.Fatal(err)
 	}
 	st.Intake.MLLPPartner = &p
+	return serveMLLP(t, st.Intake)
+}
+
+// serveMLLP runs an MLLP listener for in on a free loopback port until the
+// test ends, and returns its address.
+func serveMLLP(t *testing.T, in *intake.Intake) string {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &mllp.Server{Handler: st.Intake.MLLPHandler(logger, nil), Logger: logger}
+	srv := &mllp.Server{Handler: in.MLLPHandler(logger, nil), Logger: logger}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -111,11 +120,13 @@ func TestLabSharedMessagesOverMLLP(t *testing.T) {
 	// listener's partner, the demo lab.
 	partnerOf := map[string]int{nistFile: 1, cernerFile: 2, nhapiFile: 0, enumFile: 0}
 
+	firstAck := map[string]ack{}
 	for _, c := range sharedHL7Cases {
 		t.Run(c.file, func(t *testing.T) {
 			raw := sharedCase(t, "hl7", c.file)
 			id := controlID(t, raw)
 			a := sendMLLP(t, addr, raw)
+			firstAck[c.file] = a
 			eqf(t, "MSH-9", a.Type, "ACK")
 			eqf(t, "MSA-2", a.ControlID, id)
 			m := st.settled(t, tenant, "hl7v2", id)
@@ -148,6 +159,30 @@ func TestLabSharedMessagesOverMLLP(t *testing.T) {
 		})
 	}
 
+	t.Run("refused without a trace", func(t *testing.T) {
+		before := st.labCounts()
+		// A listener with no partner of its own refuses a message whose
+		// facilities route to no partner.
+		unrouted := serveMLLP(t, &intake.Intake{DB: st.App, Store: st.Store, Temporal: st.Temporal})
+		raw := sharedCase(t, "hl7", nhapiFile)
+		a := sendMLLP(t, unrouted, raw)
+		eqf(t, "unrouted MSA-1", a.Code, "AR")
+		eqf(t, "unrouted MSA-2", a.ControlID, controlID(t, raw))
+		eqf(t, "unrouted ERR-3", a.ErrCode, strconv.Itoa(int(hl7.TableValueNotFound)))
+		if !strings.Contains(a.Text, "MSH-4") {
+			t.Errorf("unrouted MSA-3 %q does not name MSH-4", a.Text)
+		}
+		// A message type Carebook does not take.
+		adt := withFields(t, sharedCase(t, "hl7", nistFile), fieldEdit{"MSH", 9, "ADT^A01^ADT_A01"}, fieldEdit{"MSH", 10, freshID("ADT")})
+		a = sendMLLP(t, addr, adt)
+		eqf(t, "ADT MSA-1", a.Code, "AR")
+		eqf(t, "ADT ERR-3", a.ErrCode, strconv.Itoa(int(hl7.UnsupportedMessageType)))
+		eqf(t, "ADT ERR-2 field", a.ErrSeg+"-"+a.ErrField, "MSH-9")
+		if after := st.labCounts(); after != before {
+			t.Errorf("rows %v -> %v after refused messages", before, after)
+		}
+	})
+
 	t.Run("escape vector", func(t *testing.T) {
 		for i, ec := range escapeCases(t) {
 			t.Run(ec.name, func(t *testing.T) {
@@ -175,17 +210,22 @@ func TestLabSharedMessagesOverMLLP(t *testing.T) {
 
 	t.Run("resend is idempotent", func(t *testing.T) {
 		before := st.labCounts()
-		for _, file := range []string{nistFile, cernerFile, enumFile} {
-			raw := sharedCase(t, "hl7", file)
+		for _, c := range sharedHL7Cases {
+			raw := sharedCase(t, "hl7", c.file)
 			first := st.labMessage(tenant, "hl7v2", controlID(t, raw))
 			a := sendMLLP(t, addr, raw)
-			eqf(t, file+" MSA-2", a.ControlID, first.MessageID)
-			if first.Status == models.LabRejected {
-				eqf(t, file+" MSA-1", a.Code, "AE")
-				eqf(t, file+" MSA-3", a.Text, first.Reason)
-			} else {
-				eqf(t, file+" MSA-1", a.Code, "AA")
-			}
+			eqf(t, c.file+" MSA-2", a.ControlID, first.MessageID)
+			// The resend gets the first answer, field by field (its own
+			// ACK control ID and time aside); for a rejected message that
+			// includes where the fault is and its code, since a 207
+			// would tell the sender Carebook failed and to send again.
+			want := firstAck[c.file]
+			eqf(t, c.file+" MSA-1", a.Code, want.Code)
+			eqf(t, c.file+" MSA-3", a.Text, want.Text)
+			eqf(t, c.file+" ERR present", a.HasERR, want.HasERR)
+			eqf(t, c.file+" ERR-2", a.ErrSeg+"^"+a.ErrSeq+"^"+a.ErrField, want.ErrSeg+"^"+want.ErrSeq+"^"+want.ErrField)
+			eqf(t, c.file+" ERR-3", a.ErrCode, want.ErrCode)
+			eqf(t, c.file+" ERR-8", a.ErrText, want.ErrText)
 		}
 		if after := st.labCounts(); after != before {
 			t.Errorf("rows (messages, reports, observations, outbox) %v -> %v after resends", before, after)
@@ -277,8 +317,9 @@ func escapeCases(t *testing.T) []escapeCase {
 }
 
 // TestLabWorkerDownThenUp: with no worker running, a message is still
-// acknowledged once its bytes are stored and its workflow started; a
-// worker that starts later files it.
+// acknowledged once its bytes are stored and its workflow started, and an
+// invalid one is answered AE however often it is sent; a worker that
+// starts later files the one and marks the other rejected.
 func TestLabWorkerDownThenUp(t *testing.T) {
 	st := newStack(t)
 	addr := st.startMLLP(t)
@@ -287,24 +328,49 @@ func TestLabWorkerDownThenUp(t *testing.T) {
 
 	raw := sharedCase(t, "hl7", nistFile)
 	id := controlID(t, raw)
-	a := sendMLLP(t, addr, raw)
-	eqf(t, "MSA-1", a.Code, "AA")
-	eqf(t, "MSA-2", a.ControlID, id)
+	t.Run("acknowledged while no worker runs", func(t *testing.T) {
+		a := sendMLLP(t, addr, raw)
+		eqf(t, "MSA-1", a.Code, "AA")
+		eqf(t, "MSA-2", a.ControlID, id)
 
-	m := st.labMessage(tenant, "hl7v2", id)
-	eqf(t, "status", m.Status, models.LabReceived)
-	st.checkReceived(t, m, st.Demo.LabPartners[1].ID, "hl7v2", "mllp", raw)
-	eqf(t, "reports", st.count("SELECT count(*) FROM lab_reports"), int64(0))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	desc, err := st.Temporal.DescribeWorkflowExecution(ctx, m.WorkflowID, "")
-	if err != nil {
-		t.Fatalf("workflow not started: %v", err)
-	}
-	eqf(t, "workflow status", desc.WorkflowExecutionInfo.Status, enums.WORKFLOW_EXECUTION_STATUS_RUNNING)
-	eqf(t, "workflow type", desc.WorkflowExecutionInfo.Type.Name, "LabIngestion")
+		m := st.labMessage(tenant, "hl7v2", id)
+		eqf(t, "status", m.Status, models.LabReceived)
+		st.checkReceived(t, m, st.Demo.LabPartners[1].ID, "hl7v2", "mllp", raw)
+		eqf(t, "reports", st.count("SELECT count(*) FROM lab_reports"), int64(0))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		desc, err := st.Temporal.DescribeWorkflowExecution(ctx, m.WorkflowID, "")
+		if err != nil {
+			t.Fatalf("workflow not started: %v", err)
+		}
+		eqf(t, "workflow status", desc.WorkflowExecutionInfo.Status, enums.WORKFLOW_EXECUTION_STATUS_RUNNING)
+		eqf(t, "workflow type", desc.WorkflowExecutionInfo.Type.Name, "LabIngestion")
+	})
 
-	st.Worker = st.startWorker(st.Deps)
-	m = st.settled(t, tenant, "hl7v2", id)
-	checkNISTFiled(t, st, raw, m)
+	// Intake reads the whole message before it answers, so it knows the
+	// content cannot be trusted before any worker has marked the row
+	// rejected. A resend in that window must get that answer too: an AA
+	// would tell the lab its message was taken, and it would never fix it.
+	invalid := sharedCase(t, "hl7", enumFile)
+	t.Run("an invalid message resent before a worker reads it is still rejected", func(t *testing.T) {
+		first := sendMLLP(t, addr, invalid)
+		eqf(t, "first MSA-1", first.Code, "AE")
+		again := sendMLLP(t, addr, invalid)
+		eqf(t, "resend MSA-1", again.Code, "AE")
+		eqf(t, "resend MSA-3", again.Text, first.Text)
+		eqf(t, "resend ERR-3", again.ErrCode, first.ErrCode)
+		r := st.postLab("hl7", demo.LabKeyFor("demo"), invalid)
+		if r.Status != http.StatusUnprocessableEntity || r.problemType() != "lab-message-rejected" {
+			t.Errorf("resend over HTTP: %d %s, want 422 lab-message-rejected", r.Status, r.Raw)
+		}
+		eqf(t, "messages recorded", st.count("SELECT count(*) FROM lab_messages WHERE message_id = ?", controlID(t, invalid)), int64(1))
+	})
+
+	t.Run("a worker that starts later finishes both", func(t *testing.T) {
+		st.Worker = st.startWorker(st.Deps)
+		m := st.settled(t, tenant, "hl7v2", id)
+		checkNISTFiled(t, st, raw, m)
+		bad := st.settled(t, tenant, "hl7v2", controlID(t, invalid))
+		checkEnumeratorRejected(t, st, invalid, bad)
+	})
 }

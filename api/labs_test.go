@@ -651,6 +651,19 @@ func TestLabSharedMessagesOverHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("unknown partner key", func(t *testing.T) {
+		before := st.labCounts()
+		for _, k := range []string{"", demo.LabKeyID + ".not-the-secret", "nobody00.secret"} {
+			r := st.postLab("hl7", k, sharedCase(t, "hl7", nistFile))
+			if r.Status != http.StatusUnauthorized {
+				t.Errorf("key %q: %d %s, want 401", k, r.Status, r.Raw)
+			}
+		}
+		if after := st.labCounts(); after != before {
+			t.Errorf("rows %v -> %v after unauthenticated posts", before, after)
+		}
+	})
+
 	t.Run("correction supersedes", func(t *testing.T) {
 		first := st.labMessage(tenant, "hl7v2", controlID(t, sharedCase(t, "hl7", nistFile)))
 		v1 := st.oneReport(t, first.ID)
@@ -693,6 +706,23 @@ func TestLabSharedMessagesOverHTTP(t *testing.T) {
 		if len(st2.Reports) != 1 || st2.Reports[0].SupersededReportID != v1.ID.String() || st2.Reports[0].SupersededWorkflowID != first.WorkflowID {
 			t.Errorf("second workflow reports = %+v, want one superseding %s of %s", st2.Reports, v1.ID, first.WorkflowID)
 		}
+
+		// The replaced version can be neither reviewed nor released, and
+		// the doctor is told why with the same problem type either way.
+		doctor := st.login("demo", garciaLogin)
+		v1Path := "/v1/lab-results/" + v1.ID.String()
+		if r := st.do("POST", v1Path+"/review", doctor, map[string]string{"comment": "ok"}); r.Status != http.StatusConflict || r.problemType() != "lab-result-superseded" {
+			t.Errorf("review of version 1: %d %s, want 409 lab-result-superseded", r.Status, r.Raw)
+		}
+		if r := st.do("POST", v1Path+"/release", doctor, map[string]any{}); r.Status != http.StatusConflict || r.problemType() != "lab-result-superseded" {
+			t.Errorf("release of version 1: %d %s, want 409 lab-result-superseded", r.Status, r.Raw)
+		}
+		if r := st.do("GET", v1Path, doctor, nil); r.Status != http.StatusOK || r.str("superseded_by") != v2.ID.String() {
+			t.Errorf("version 1 read: %d %s, want superseded_by %s", r.Status, r.Raw, v2.ID)
+		}
+		var released int64
+		st.Admin.Raw("SELECT count(*) FROM lab_reports WHERE id = ? AND released_at IS NOT NULL", v1.ID).Scan(&released)
+		eqf(t, "version 1 released", released, int64(0))
 	})
 }
 
@@ -1041,6 +1071,11 @@ func TestLabReviewReleaseAndPermissions(t *testing.T) {
 		}
 		// A doctor who did not order it and has no appointment with the
 		// patient does not see it at all.
+		eqf(t, "appointments of the other doctor with philip",
+			st.count("SELECT count(*) FROM appointments WHERE patient_id = ? AND practitioner_id = ?", st.philip(), st.Demo.Practitioners[0].ID), int64(0))
+		if *rep.OrderingPractitionerID == st.Demo.Practitioners[0].ID {
+			t.Fatal("the other doctor ordered the result; the check below means nothing")
+		}
 		for _, p := range []string{path, path + "/trend", path + "/pdf"} {
 			if r := st.do("GET", p, otherDoctor, nil); r.Status != http.StatusNotFound {
 				t.Errorf("another doctor GET %s: %d, want 404", p, r.Status)
@@ -1332,6 +1367,10 @@ func TestLabTenantIsolationAndTheUnmatchedQueue(t *testing.T) {
 		if r := st.do("POST", "/v1/lab-messages/"+m.ID.String()+"/assign", harborStaff, map[string]string{"patient_id": st.philip().String()}); r.Status != http.StatusNotFound {
 			t.Errorf("harbor staff assign: %d %s, want 404", r.Status, r.Raw)
 		}
+		// A patient of another tenant is no patient here.
+		if r := st.do("POST", "/v1/lab-messages/"+m.ID.String()+"/assign", staff, map[string]string{"patient_id": st.Other.Patients[2].ID.String()}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "unknown-patient" {
+			t.Errorf("assign to harbor's patient: %d %s, want 422 unknown-patient", r.Status, r.Raw)
+		}
 		r := st.do("POST", "/v1/lab-messages/"+m.ID.String()+"/assign", staff, map[string]string{"patient_id": st.philip().String()})
 		if r.Status != http.StatusAccepted {
 			t.Fatalf("assign: %d %s", r.Status, r.Raw)
@@ -1357,6 +1396,37 @@ func TestLabTenantIsolationAndTheUnmatchedQueue(t *testing.T) {
 		if r := st.do("POST", "/v1/lab-messages/"+m.ID.String()+"/assign", staff, map[string]string{"patient_id": st.paul().String()}); r.Status != http.StatusConflict {
 			t.Errorf("second assign: %d %s, want 409", r.Status, r.Raw)
 		}
+	})
+
+	t.Run("unmatched queue: two patients match", func(t *testing.T) {
+		// PID-3 names Philip's number and, repeated, Paul's: a result is
+		// never filed on a guess.
+		pid3 := hl7Field(t, raw, "PID", 3).Raw + "~" + hl7Field(t, sharedCase(t, "hl7", cernerFile), "PID", 3).Raw
+		msgRaw := nistVariant(t, freshID("NIST-TWO"), "9700203", fieldEdit{"PID", 3, pid3})
+		if r := st.postLab("hl7", demoKey, msgRaw); r.Status != http.StatusAccepted {
+			t.Fatalf("POST: %d %s", r.Status, r.Raw)
+		}
+		m := st.settled(t, demoTenant, "hl7v2", controlID(t, msgRaw))
+		eqf(t, "status", m.Status, models.LabUnmatched)
+		eqf(t, "match", m.Match, workflows.LabAmbiguous)
+		isNil(t, "patient", m.PatientID)
+		eqf(t, "reports", len(st.labReports(m.ID)), 0)
+		one := st.do("GET", "/v1/lab-messages/"+m.ID.String(), staff, nil)
+		sent, _ := one.Body["sent_patient"].(map[string]any)
+		if sent == nil {
+			t.Fatalf("no sent_patient: %d %s", one.Status, one.Raw)
+		}
+		var got []string
+		for _, c := range sent["candidates"].([]any) {
+			c := c.(map[string]any)
+			if c["why"] == "identifier" {
+				got = append(got, c["patient_id"].(string))
+			}
+		}
+		want := []string{st.philip().String(), st.paul().String()}
+		slices.Sort(got)
+		slices.Sort(want)
+		deqf(t, "candidates by identifier", got, want)
 	})
 
 	t.Run("unmatched queue: dismiss", func(t *testing.T) {
