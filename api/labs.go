@@ -464,6 +464,9 @@ func (s *Server) releaseLabResult(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.ReleasedAt == nil && r.SupersededBy != nil {
+		return conflict("lab-result-superseded", "A corrected version replaced this result.")
+	}
 	if r.ReleasedAt == nil {
 		if err := s.labUpdate(c, r.WorkflowID, workflows.UpdateLabRelease, workflows.LabRelease{ReportID: r.ID.String(), UserID: p.UserID.String()}); err != nil {
 			return err

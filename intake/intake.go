@@ -240,7 +240,7 @@ func (in *Intake) receive(ctx context.Context, p Partner, format labs.Format, tr
 	digest := hex.EncodeToString(sum[:])
 
 	if res, found := in.existing(ctx, p, format, messageID, digest); found {
-		return in.started(ctx, res)
+		return in.started(ctx, read(res, reason, cause))
 	}
 	kind := "hl7"
 	if format == labs.FormatFHIR {
@@ -275,19 +275,26 @@ func (in *Intake) receive(ctx context.Context, p Partner, format labs.Format, tr
 	if !inserted {
 		// A resend raced this one and recorded it first.
 		if res, found := in.existing(ctx, p, format, messageID, digest); found {
-			return in.started(ctx, res)
+			return in.started(ctx, read(res, reason, cause))
 		}
 		return Result{Status: Unavailable, Err: errors.New("message row vanished")}
 	}
-	res := Result{Status: Accepted, Message: row}
-	if reason != "" {
+	return in.started(ctx, read(Result{Status: Accepted, Message: row}, reason, cause))
+}
+
+// read gives a recorded message the answer its content earns: this
+// reading's, since the bytes of a resend are the bytes first recorded and
+// parsing is deterministic. So a resend is rejected with the same reason
+// and location even before the workflow has marked the first one rejected.
+func read(res Result, reason string, cause error) Result {
+	if res.Status == Accepted && reason != "" {
 		res.Status, res.Reason, res.Cause = Invalid, reason, cause
 	}
-	return in.started(ctx, res)
+	return res
 }
 
 // existing answers a message ID that is already recorded: a resend of the
-// same bytes gets the first answer; different bytes under a used ID are
+// same bytes is the recorded message again; different bytes under a used ID are
 // refused, since the sender's IDs are how resends are told apart.
 func (in *Intake) existing(ctx context.Context, p Partner, format labs.Format, messageID, digest string) (Result, bool) {
 	var row models.LabMessage
@@ -304,11 +311,7 @@ func (in *Intake) existing(ctx context.Context, p Partner, format labs.Format, m
 		return Result{Status: Refused, Reason: "the message ID was already used for a different message",
 			Code: duplicateKey}, true
 	}
-	res := Result{Status: Accepted, Message: row, Duplicate: true}
-	if row.Status == models.LabRejected {
-		res.Status, res.Reason = Invalid, row.Reason
-	}
-	return res, true
+	return Result{Status: Accepted, Message: row, Duplicate: true}, true
 }
 
 // started makes sure the message's workflow exists, so a message recorded

@@ -107,6 +107,9 @@ func LabIngestion(ctx workflow.Context, in LabInput) (LabState, error) {
 	}
 	l.state.Reports = filed.Reports
 	l.state.Outcome = "filed"
+	// A doctor may release as soon as the reports are on file; the PDF
+	// follows within moments (the link answers pdf-not-ready until then).
+	l.ready = true
 	for _, r := range filed.Reports {
 		if r.Released {
 			l.state.Released = append(l.state.Released, r.ReportID)
@@ -129,7 +132,6 @@ func LabIngestion(ctx workflow.Context, in LabInput) (LabState, error) {
 	}
 
 	l.state.Stage = "waiting-for-release"
-	l.ready = true
 	if err := l.releaseByRule(ctx, filed.Reports); err != nil {
 		return l.state, err
 	}
@@ -143,7 +145,7 @@ func LabIngestion(ctx workflow.Context, in LabInput) (LabState, error) {
 type lab struct {
 	in         LabInput
 	state      LabState
-	ready      bool // reports are filed and rendered; releases may run
+	ready      bool // reports are filed; releases may run
 	assigned   *LabAssignment
 	dismissed  *LabDismissal
 	superseded map[string]bool
