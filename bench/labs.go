@@ -219,9 +219,18 @@ func reportLabs(w io.Writer, cfg labsConfig, runID string, templates []labTempla
 	}
 
 	fmt.Fprintf(w, "\nratios:\n")
-	fmt.Fprintf(w, "  ACKs/s ÷ ceiling ACKs/s  = %s\n", ratio(aaPerSec, ceilPerSec))
-	fmt.Fprintf(w, "  filed/s ÷ ceiling ACKs/s = %s\n", ratio(filedPerSec, ceilPerSec))
-	fmt.Fprintf(w, "  filed/s ÷ ACKs/s         = %s\n", ratio(filedPerSec, aaPerSec))
+	fmt.Fprintf(w, "  ACKs/s ÷ ceiling ACKs/s  = %s\n", smallRatio(aaPerSec, ceilPerSec))
+	fmt.Fprintf(w, "  filed/s ÷ ceiling ACKs/s = %s\n", smallRatio(filedPerSec, ceilPerSec))
+	fmt.Fprintf(w, "  filed/s ÷ ACKs/s         = %s\n", smallRatio(filedPerSec, aaPerSec))
+}
+
+// smallRatio is a/b to three significant digits: the lab ratios to the
+// ceiling are a few thousandths, which three decimals would round away.
+func smallRatio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3g", a/b)
 }
 
 // codeList renders counts as "k n, k n" in key order, or "none".
