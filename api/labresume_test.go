@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/carebook/carebook/intake"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/workflows"
 )
@@ -53,6 +54,15 @@ func TestLabResumeStartsOrphanedMessages(t *testing.T) {
 	}
 	if got := st.count("SELECT count(*) FROM lab_messages WHERE id = ? AND status = 'received'", fresh); got != 1 {
 		t.Fatal("a message recorded just now was taken over")
+	}
+	// A message taken now is recorded with the time it arrived, so the
+	// next Resume leaves it to its own intake.
+	taken, _ := st.Intake.HL7(ctx, nil, intake.TransportMLLP, sharedCase(t, "hl7", "cerner_oru_r01_2.5.1_culture_abnormal.hl7"))
+	if taken.Status != intake.Accepted {
+		t.Fatalf("cerner message: %s %s", taken.Status, taken.Reason)
+	}
+	if got := st.count("SELECT count(*) FROM lab_messages WHERE id = ? AND received_at > now() - interval '1 minute'", taken.Message.ID); got != 1 {
+		t.Fatal("received_at is not the time the message arrived")
 	}
 	// Again: the filed message is not started a second time.
 	if n, err := st.Intake.Resume(ctx, time.Minute); err != nil || n != 0 {

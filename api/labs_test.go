@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/carebook/carebook/hl7"
+	"github.com/carebook/carebook/internal/sharedcases"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/workflows"
@@ -42,21 +41,7 @@ const nhapiIDSystem = "urn:carebook-test:demo-lab-mrn"
 // reference made absolute against the entries' base.
 var microPatient = models.PatientIdentifier{System: "urn:ietf:rfc:3986", Value: "https://example.com/base/Patient/example"}
 
-// sharedCase reads one of the shared public inputs from
-// $CAREBOOK_SHARED_CASES/<sub>, or ../../shared/cases/<sub> from this
-// package. A missing file fails the test: these are real messages.
-func sharedCase(t *testing.T, sub, name string) []byte {
-	t.Helper()
-	root := os.Getenv("CAREBOOK_SHARED_CASES")
-	if root == "" {
-		root = filepath.Join("..", "..", "shared", "cases")
-	}
-	b, err := os.ReadFile(filepath.Join(root, sub, name))
-	if err != nil {
-		t.Fatalf("shared case %s/%s not found under %s (set CAREBOOK_SHARED_CASES): %v", sub, name, root, err)
-	}
-	return b
-}
+func sharedCase(t *testing.T, sub, name string) []byte { return sharedcases.Read(t, sub, name) }
 
 // fieldEdit sets one field of the first segment of its name.
 type fieldEdit struct {

@@ -3,8 +3,6 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -122,14 +120,7 @@ func TestPaidBookingHoldsUntilThePaymentIsSecured(t *testing.T) {
 // vector (read in place from ../shared/cases) and its tampered variants.
 func TestWebhookSignatures(t *testing.T) {
 	st := newStack(t)
-	cases := os.Getenv("CAREBOOK_SHARED_CASES")
-	if cases == "" {
-		cases = filepath.Join("..", "..", "shared", "cases")
-	}
-	body, err := os.ReadFile(filepath.Join(cases, "stripe", "stripe_dotnet_event_test_signature.json"))
-	if err != nil {
-		t.Fatalf("shared case missing: %v", err)
-	}
+	body := sharedCase(t, "stripe", "stripe_dotnet_event_test_signature.json")
 	const header = "t=1533204620,v1=2220f87ef101a04665f11cdf770523143f875572008577fa0f20882ddb9cc3c7,v0=63f3a72374a733066c4be69ed7f8e5ac85c22c9f0a6a612ab9a025a9e4ee7eef"
 	signedAt := time.Unix(1533204620, 0)
 	// Tenant harbor's endpoint uses the vector's secret.

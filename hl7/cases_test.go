@@ -4,37 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/carebook/carebook/internal/sharedcases"
 )
 
-// casesDir finds the shared public test messages: $CAREBOOK_SHARED_CASES
-// (the cases folder) or ../../shared/cases from this package. A missing
-// folder fails the test: these cases are the evidence the parser works.
-func casesDir(t testing.TB) string {
-	t.Helper()
-	root := os.Getenv("CAREBOOK_SHARED_CASES")
-	if root == "" {
-		root = filepath.Join("..", "..", "shared", "cases")
-	}
-	dir := filepath.Join(root, "hl7")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("shared HL7 cases not found at %s (set CAREBOOK_SHARED_CASES): %v", dir, err)
-	}
-	return dir
-}
+func casesDir(t testing.TB) string { return sharedcases.Dir(t, "hl7") }
 
-func readCase(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(casesDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readCase(t *testing.T, name string) []byte { return sharedcases.Read(t, "hl7", name) }
 
 func TestSharedCasesAllCovered(t *testing.T) {
 	entries, err := os.ReadDir(casesDir(t))

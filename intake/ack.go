@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/carebook/carebook/hl7"
@@ -50,7 +51,7 @@ func (in *Intake) MLLPHandler(logger *slog.Logger, now func() time.Time) func(ct
 		start := time.Now()
 		res, m := in.HL7(ctx, nil, TransportMLLP, msg)
 		ack := ACK(res, m, msg, now())
-		attrs := []any{"remote", conn.RemoteAddr, "bytes", len(msg), "status", res.Status.String(),
+		attrs := []any{"remote", addrString(conn.RemoteAddr), "bytes", len(msg), "status", res.Status.String(),
 			"duplicate", res.Duplicate, "ms", time.Since(start).Milliseconds()}
 		if res.Message.ID != [16]byte{} {
 			attrs = append(attrs, "tenant", res.Message.TenantID.String(), "labMessage", res.Message.ID.String())
@@ -76,4 +77,11 @@ func (s Status) String() string {
 		return "refused"
 	}
 	return "unavailable"
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }

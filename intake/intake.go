@@ -262,6 +262,7 @@ func (in *Intake) receive(ctx context.Context, p Partner, format labs.Format, tr
 		Size:       len(raw),
 		WorkflowID: workflows.LabWorkflowID(p.TenantID.String(), string(format), messageID),
 		Status:     models.LabReceived,
+		ReceivedAt: time.Now().UTC(),
 	}
 	var inserted bool
 	err = models.InTenant(ctx, in.DB, p.TenantID, func(tx *gorm.DB) error {

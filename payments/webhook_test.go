@@ -3,11 +3,11 @@ package payments
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/carebook/carebook/internal/sharedcases"
 )
 
 // The shared Stripe vector, described in
@@ -20,22 +20,7 @@ const (
 	vectorHeader = "t=1533204620,v1=" + vectorV1 + ",v0=" + vectorV0
 )
 
-// readCase reads a file of the shared test cases in place. The folder is
-// ../shared/cases from the repository root, or $CAREBOOK_SHARED_CASES. A
-// missing file fails the test rather than skipping it, so CI cannot go
-// green without the real vectors.
-func readCase(t *testing.T, name string) []byte {
-	t.Helper()
-	dir := os.Getenv("CAREBOOK_SHARED_CASES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "cases")
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "stripe", name))
-	if err != nil {
-		t.Fatalf("shared test case missing (set CAREBOOK_SHARED_CASES to the cases folder): %v", err)
-	}
-	return b
-}
+func readCase(t *testing.T, name string) []byte { return sharedcases.Read(t, "stripe", name) }
 
 func TestVerifySignatureSharedVector(t *testing.T) {
 	body := readCase(t, "stripe_dotnet_event_test_signature.json")
