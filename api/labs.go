@@ -168,21 +168,6 @@ func observationOf(o models.LabObservation) observationView {
 	return v
 }
 
-// audit records a read or change of patient data in the same transaction
-// as the read, so there is no read without its record.
-func (s *Server) audit(c *gin.Context, tx *gorm.DB, action, resourceType string, resourceID, patientID *uuid.UUID, reason string) error {
-	p := principal(c)
-	ev := models.AuditEvent{
-		ID: uuid.New(), TenantID: p.TenantID, At: s.Now().UTC(), ActorUser: &p.UserID, ActorRole: string(p.Role),
-		Action: action, ResourceType: resourceType, ResourceID: resourceID, PatientID: patientID,
-		ClientAddr: c.ClientIP(), RequestID: requestID(c), Reason: reason,
-	}
-	if err := tx.Create(&ev).Error; err != nil {
-		return internal(err)
-	}
-	return nil
-}
-
 // listLabResults handles GET /v1/lab-results?state=&patient_id=: newest
 // first, at most 200. state is awaiting-review (current versions nobody
 // has reviewed), unreleased, released or all (the default; for patients

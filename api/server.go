@@ -125,6 +125,9 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/discrepancies", s.handle(allow(s.listDiscrepancies, roleBilling...)))
 	authed.POST("/discrepancies/:id/resolve", s.handle(allow(s.resolveDiscrepancy, roleBilling...)))
 
+	authed.GET("/audit-events", s.handle(allow(s.listAuditEvents, roleAudit...)))
+	authed.GET("/audit-events/verify", s.handle(allow(s.verifyAudit, roleAudit...)))
+
 	authed.GET("/lab-results", s.handle(allow(s.listLabResults, roleLabRead...)))
 	authed.GET("/lab-results/:id", s.handle(allow(s.getLabResult, roleLabRead...)))
 	authed.GET("/lab-results/:id/trend", s.handle(allow(s.labTrend, roleLabRead...)))

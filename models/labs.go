@@ -151,10 +151,14 @@ type LabObservation struct {
 	Members        []string `gorm:"serializer:json"`
 }
 
-// AuditEvent records who read or changed what.
+// AuditEvent records who read or changed what; package audit appends it
+// to the tenant's hash chain.
 type AuditEvent struct {
 	ID           uuid.UUID `gorm:"type:uuid;primaryKey"`
 	TenantID     uuid.UUID `gorm:"type:uuid"`
+	Seq          int64
+	PrevHash     []byte
+	Hash         []byte
 	At           time.Time
 	ActorUser    *uuid.UUID `gorm:"type:uuid"`
 	ActorRole    string
@@ -165,4 +169,11 @@ type AuditEvent struct {
 	ClientAddr   string
 	RequestID    string
 	Reason       string
+}
+
+// AuditHead is the last link of a tenant's audit chain.
+type AuditHead struct {
+	TenantID uuid.UUID `gorm:"type:uuid;primaryKey"`
+	Seq      int64
+	Hash     []byte
 }

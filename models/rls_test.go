@@ -13,13 +13,22 @@ import (
 	"github.com/carebook/carebook/models/modelstest"
 )
 
-// tenantTables are every table that carries tenant_id.
-var tenantTables = []string{
-	"facilities", "specialties", "practitioners", "practitioner_roles", "patients", "users",
-	"appointment_types", "schedule_rules", "schedule_exceptions", "appointments",
-	"idempotency_keys", "notification_outbox",
-	"tenant_payment_settings", "payments", "refunds", "webhook_events", "ledger_entries", "ledger_postings",
-	"settlement_reports", "discrepancies",
+// tenantTables lists every table that carries tenant_id, from the catalog,
+// so that a new table is covered by these tests the day it is created.
+func tenantTables(t *testing.T, db *gorm.DB) []string {
+	t.Helper()
+	var tables []string
+	err := db.Raw(`SELECT c.table_name FROM information_schema.columns c
+		JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+		WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' AND t.table_type = 'BASE TABLE'
+		ORDER BY 1`).Scan(&tables).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tables) < 20 {
+		t.Fatalf("only %d tenant tables found: %v", len(tables), tables)
+	}
+	return tables
 }
 
 func seedTwo(t *testing.T) (db modelstest.DB, app *gorm.DB, a, b demo.Network) {
@@ -47,9 +56,21 @@ func seedTwo(t *testing.T) (db modelstest.DB, app *gorm.DB, a, b demo.Network) {
 // tenant filter, as the application role, and sees only the tenant of the
 // transaction; with no tenant set it sees nothing at all.
 func TestRowLevelSecurityScopesUnfilteredQueries(t *testing.T) {
-	_, app, a, b := seedTwo(t)
+	db, app, a, b := seedTwo(t)
 	ctx := context.Background()
-	for _, table := range tenantTables {
+	admin, err := models.Open(db.AdminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tenantTables(t, admin) {
+		var enabled, forced bool
+		if err := admin.Raw("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = ?::regclass", table).
+			Row().Scan(&enabled, &forced); err != nil {
+			t.Fatal(err)
+		}
+		if !enabled || !forced {
+			t.Errorf("%s: row security enabled=%v forced=%v", table, enabled, forced)
+		}
 		var foreign, none int64
 		err := models.InTenant(ctx, app, a.Tenant.ID, func(tx *gorm.DB) error {
 			return tx.Raw("SELECT count(*) FROM "+table+" WHERE tenant_id <> ?", a.Tenant.ID).Scan(&foreign).Error

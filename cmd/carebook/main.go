@@ -9,6 +9,8 @@
 //	carebook send-hl7 [-addr host:port] FILE...
 //	                  send HL7 v2 files to the api's MLLP listener and
 //	                  print each acknowledgment
+//	carebook audit verify [TENANT-SLUG...]
+//	                  check the tenants' audit hash chains
 //	carebook dev-event PAYMENT-ID [TYPE]
 //	                  send dev's api a signed Stripe event about a payment,
 //	                  as Stripe would after the patient pays
@@ -27,7 +29,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|dev-event")
+		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|dev-event")
 		os.Exit(2)
 	}
 	cfg, err := FromEnv()
@@ -47,10 +49,11 @@ func main() {
 		"seed":      runSeed,
 		"dev-event": runDevEvent,
 		"send-hl7":  runSendHL7,
+		"audit":     runAudit,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7 or dev-event\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit or dev-event\n", os.Args[1])
 		os.Exit(2)
 	}
 	if err := cmd(ctx, cfg, logger); err != nil {

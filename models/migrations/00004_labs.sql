@@ -174,10 +174,17 @@ CREATE TABLE lab_observations (
 CREATE INDEX lab_observations_trend ON lab_observations (tenant_id, patient_id, code_system, code, effective_at);
 
 -- Who read or changed what. Append-only for the application: it may insert
--- and read, never update or delete.
+-- and read, never update or delete. Each tenant's events form a hash chain
+-- (package audit): seq counts them from 1, hash covers the event and the
+-- hash before it, and audit_heads holds the last link, so that an edited,
+-- removed or reordered event, or a cut-off tail, is found by
+-- `carebook audit verify`.
 CREATE TABLE audit_events (
     id            uuid PRIMARY KEY,
     tenant_id     uuid NOT NULL REFERENCES tenants (id),
+    seq           bigint NOT NULL CHECK (seq >= 1),
+    prev_hash     bytea NOT NULL,
+    hash          bytea NOT NULL CHECK (length(hash) = 32),
     at            timestamptz NOT NULL DEFAULT now(),
     actor_user    uuid,
     actor_role    text NOT NULL,
@@ -189,8 +196,17 @@ CREATE TABLE audit_events (
     request_id    text NOT NULL DEFAULT '',
     reason        text NOT NULL DEFAULT ''
 );
+CREATE UNIQUE INDEX audit_events_chain ON audit_events (tenant_id, seq);
 CREATE INDEX audit_events_resource ON audit_events (tenant_id, resource_type, resource_id, at);
 CREATE INDEX audit_events_patient ON audit_events (tenant_id, patient_id, at);
+
+-- The last link of each tenant's chain. Appending locks the tenant's row,
+-- so a tenant's events are chained one at a time.
+CREATE TABLE audit_heads (
+    tenant_id uuid PRIMARY KEY REFERENCES tenants (id),
+    seq       bigint NOT NULL,
+    hash      bytea NOT NULL
+);
 
 -- +goose StatementBegin
 DO $$
@@ -198,7 +214,7 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['patient_identifiers', 'practitioner_identifiers', 'lab_partners', 'lab_settings',
-                             'lab_messages', 'lab_reports', 'lab_observations', 'audit_events'] LOOP
+                             'lab_messages', 'lab_reports', 'lab_observations', 'audit_events', 'audit_heads'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format(
@@ -208,8 +224,8 @@ BEGIN
 END
 $$;
 -- +goose StatementEnd
-GRANT UPDATE ON patient_identifiers, practitioner_identifiers, lab_partners, lab_settings, lab_messages, lab_reports
-    TO carebook_app;
+GRANT UPDATE ON patient_identifiers, practitioner_identifiers, lab_partners, lab_settings, lab_messages, lab_reports,
+    audit_heads TO carebook_app;
 GRANT DELETE ON patient_identifiers, practitioner_identifiers TO carebook_app;
 
 -- Before a lab partner's tenant is known (an API key, or an MLLP message's
@@ -240,5 +256,5 @@ GRANT EXECUTE ON FUNCTION lab_partner_by_key(text), lab_partner_by_facility(text
 -- +goose Down
 DROP FUNCTION lab_partner_by_facility(text, text);
 DROP FUNCTION lab_partner_by_key(text);
-DROP TABLE audit_events, lab_observations, lab_reports, lab_messages, lab_settings, lab_partners,
+DROP TABLE audit_heads, audit_events, lab_observations, lab_reports, lab_messages, lab_settings, lab_partners,
     practitioner_identifiers, patient_identifiers;

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/carebook/carebook/audit"
+	"github.com/carebook/carebook/models"
+)
+
+// runAudit is `carebook audit verify [TENANT-SLUG...]`: it checks every
+// named tenant's audit hash chain (every tenant's without names), prints
+// one line per tenant, the first breaks of a broken chain, and fails when
+// any chain is broken.
+func runAudit(ctx context.Context, cfg Config, _ *slog.Logger) error {
+	args := os.Args[2:]
+	if len(args) == 0 || args[0] != "verify" {
+		return errors.New("usage: carebook audit verify [TENANT-SLUG...]")
+	}
+	db, err := openApp(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db)
+	var tenants []models.Tenant
+	q := db.WithContext(ctx).Order("slug")
+	if len(args) > 1 {
+		q = q.Where("slug IN ?", args[1:])
+	}
+	if err := q.Find(&tenants).Error; err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	if len(args) > 1 && len(tenants) != len(args)-1 {
+		return fmt.Errorf("some of the tenants %v do not exist", args[1:])
+	}
+	broken := 0
+	for _, t := range tenants {
+		rep, err := audit.Verify(ctx, db, t.ID)
+		if err != nil {
+			return err
+		}
+		if rep.OK() {
+			fmt.Printf("ok      %s  %d events, head %d\n", t.Slug, rep.Events, rep.Head)
+			continue
+		}
+		broken++
+		fmt.Printf("BROKEN  %s  %d events, head %d\n", t.Slug, rep.Events, rep.Head)
+		for _, b := range rep.Breaks {
+			fmt.Printf("        event %d: %s\n", b.Seq, b.Why)
+		}
+	}
+	if broken > 0 {
+		return fmt.Errorf("%d tenant audit chain(s) broken", broken)
+	}
+	return nil
+}
