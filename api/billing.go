@@ -482,7 +482,15 @@ func (s *Server) refundPayment(c *gin.Context) error {
 }
 
 func (s *Server) refund(c *gin.Context, id uuid.UUID, req refundRequest, updateID uuid.UUID) error {
-	if _, err := s.loadPayment(c, id); err != nil {
+	pay, err := s.loadPayment(c, id)
+	if err != nil {
+		return err
+	}
+	// The request is recorded before it is made: the audit log holds every
+	// refund asked for, including one the saga then refuses.
+	if err := s.inTenant(c, func(tx *gorm.DB) error {
+		return s.audit(c, tx, "request-refund", "payment", &id, &pay.PatientID, req.Reason)
+	}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), workflowWait)
@@ -491,7 +499,6 @@ func (s *Server) refund(c *gin.Context, id uuid.UUID, req refundRequest, updateI
 	// records it on the refund row, with the user as requested_by; it is
 	// therefore in the workflow history too, which operators can read.
 	// Unlike a patient's cancel reason it is written by billing staff.
-	// TODO(#5): write the refund to the audit log when it exists.
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.PaymentWorkflowID(id.String()),
 		UpdateID:   updateID.String(),
@@ -768,8 +775,9 @@ func (s *Server) resolveDiscrepancy(c *gin.Context) error {
 		if row.Status == "resolved" {
 			return conflict("already-resolved", "This discrepancy has been resolved already.")
 		}
-		// TODO(#5): write the resolution to the audit log when it exists;
-		// until then resolved_by and resolved_at on the row are the record.
+		if err := s.audit(c, tx, "resolve", "discrepancy", &id, nil, ""); err != nil {
+			return err
+		}
 		err := tx.Table("discrepancies").Where("id = ?", id).Updates(map[string]any{
 			"status": "resolved", "resolution_note": req.Note,
 			"resolved_by": principal(c).UserID, "resolved_at": s.Now().UTC(),

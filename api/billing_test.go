@@ -158,6 +158,11 @@ func TestBillingPaymentTimelineAndRefunds(t *testing.T) {
 	if n := st.count("SELECT count(*) FROM refunds WHERE payment_id = ? AND requested_by = ? AND status = 'succeeded'", paymentID, billingID); n != 1 {
 		t.Fatalf("refund rows by billing = %d, want 1", n)
 	}
+	// The request is in the audit log once, with who asked and why.
+	if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'request-refund' AND resource_id = ? AND actor_user = ? AND reason = ?",
+		paymentID, billingID, "goodwill after a long wait"); n != 1 {
+		t.Fatalf("refund audit events = %d, want 1", n)
+	}
 	// 7000 is left; more is refused and nothing moves.
 	big := st.do("POST", "/v1/payments/"+paymentID+"/refund", billing, map[string]any{"amount_minor": 8000, "reason": "too much"})
 	if left, _ := billingMoney(big.Body["refundable"]); big.Status != http.StatusUnprocessableEntity || big.problemType() != "refund-too-large" || left != 7000 {
@@ -437,6 +442,9 @@ func TestBillingDiscrepanciesResolveOnce(t *testing.T) {
 	}
 	if n := st.count("SELECT count(*) FROM discrepancies WHERE id = ? AND resolution_note = 'Stripe fee adjusted; matched by hand'", newer); n != 1 {
 		t.Fatal("the second resolve changed the first one's note")
+	}
+	if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'resolve' AND resource_id = ?", newer); n != 1 {
+		t.Fatalf("resolution audit events = %d, want 1 (the refused second resolve records nothing)", n)
 	}
 	if r := st.do("GET", "/v1/discrepancies?status=open", billing, nil); ids(r) != older {
 		t.Fatalf("open after resolving: %s", r.Raw)
