@@ -22,15 +22,41 @@ var roleAudit = []models.Role{models.RoleAdmin}
 // as the read, so there is no read without its record.
 func (s *Server) audit(c *gin.Context, tx *gorm.DB, action, resourceType string, resourceID, patientID *uuid.UUID, reason string) error {
 	p := principal(c)
-	ev := models.AuditEvent{
-		ID: uuid.New(), TenantID: p.TenantID, At: s.Now().UTC(), ActorUser: &p.UserID, ActorRole: string(p.Role),
-		Action: action, ResourceType: resourceType, ResourceID: resourceID, PatientID: patientID,
-		ClientAddr: c.ClientIP(), RequestID: requestID(c), Reason: reason,
-	}
+	return s.record(c, tx, models.AuditEvent{
+		TenantID: p.TenantID, ActorUser: &p.UserID, ActorRole: string(p.Role),
+		Action: action, ResourceType: resourceType, ResourceID: resourceID, PatientID: patientID, Reason: reason,
+	})
+}
+
+// record appends ev, with the request's time, client address and ID, to
+// its tenant's audit chain in tx.
+func (s *Server) record(c *gin.Context, tx *gorm.DB, ev models.AuditEvent) error {
+	ev.At, ev.ClientAddr, ev.RequestID = s.Now().UTC(), c.ClientIP(), requestID(c)
 	if err := audit.Append(tx, &ev); err != nil {
 		return internal(err)
 	}
 	return nil
+}
+
+// auditDenial records that an authenticated caller was refused a route:
+// the route's pattern and method (never its IDs or query) and, when the
+// path names one, the resource's ID. A failure to record is logged, not
+// answered: the caller is refused either way.
+func (s *Server) auditDenial(c *gin.Context) {
+	v, ok := c.Get(principalKey)
+	if !ok {
+		return
+	}
+	p := v.(Principal)
+	ev := models.AuditEvent{TenantID: p.TenantID, ActorUser: &p.UserID, ActorRole: string(p.Role),
+		Action: "denied", ResourceType: "route", Reason: c.Request.Method + " " + c.FullPath()}
+	if id, err := uuid.Parse(c.Param("id")); err == nil {
+		ev.ResourceID = &id
+	}
+	err := models.InTenant(c.Request.Context(), s.DB, p.TenantID, func(tx *gorm.DB) error { return s.record(c, tx, ev) })
+	if err != nil {
+		s.Logger.ErrorContext(c.Request.Context(), "denial not audited", "requestID", requestID(c), "error", err)
+	}
 }
 
 type auditEventView struct {

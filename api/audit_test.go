@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 )
 
@@ -21,21 +22,52 @@ func TestAuditLogForAdmins(t *testing.T) {
 	if list.Status != http.StatusOK || len(list.items()) != 3 {
 		t.Fatalf("audit events: %d %s", list.Status, list.Raw)
 	}
+	var last float64
 	for i, e := range list.items() {
-		if e["actor_role"] != "staff" || e["resource_type"] != "lab_message" || e["seq"].(float64) != float64(i+1) || e["hash"] == "" {
+		if e["actor_role"] != "staff" || e["resource_type"] != "lab_message" || e["seq"].(float64) <= last || e["hash"] == "" {
 			t.Fatalf("event %d: %v", i, e)
 		}
+		last = e["seq"].(float64)
 	}
-	// Paging: after the second event, the third and the admin's own read.
-	if page := st.do("GET", "/v1/audit-events?after_seq=2", admin, nil); len(page.items()) != 2 || page.items()[1]["resource_type"] != "audit_event" {
+	// Paging: after the last of those, the admin's login and own read of
+	// the log.
+	page := st.do("GET", "/v1/audit-events?after_seq="+strconv.Itoa(int(last)), admin, nil)
+	if len(page.items()) != 2 || page.items()[0]["action"] != "login" || page.items()[1]["resource_type"] != "audit_event" {
 		t.Fatalf("page: %s", page.Raw)
+	}
+	// Logins, a failed one without the e-mail typed, and a refused route.
+	if r := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": "nobody@example.com", "password": "wrong-password-123"}); r.Status != http.StatusUnauthorized {
+		t.Fatalf("bad login: %d", r.Status)
+	}
+	if r := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": "staff.newyork@demo.carebook.test", "password": "wrong-password-123"}); r.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d", r.Status)
+	}
+	if r := st.do("GET", "/v1/payments", staff, nil); r.Status != http.StatusForbidden {
+		t.Fatalf("staff on payments: %d", r.Status)
+	}
+	staffID := st.userID("staff.newyork@demo.carebook.test")
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"action = 'login' AND actor_user = ?", []any{staffID}},
+		{"action = 'login-failed' AND actor_user IS NULL AND reason = 'unknown account'", nil},
+		{"action = 'login-failed' AND actor_user = ? AND reason = 'wrong password'", []any{staffID}},
+		{"action = 'denied' AND actor_user = ? AND reason = 'GET /v1/payments'", []any{staffID}},
+	} {
+		if n := st.count("SELECT count(*) FROM audit_events WHERE "+q.sql, q.args...); n < 1 {
+			t.Fatalf("no audit event where %s", q.sql)
+		}
+	}
+	if n := st.count("SELECT count(*) FROM audit_events WHERE reason LIKE '%nobody%' OR client_addr LIKE '%@%'"); n != 0 {
+		t.Fatal("an audit event holds the e-mail typed")
 	}
 	v := st.do("GET", "/v1/audit-events/verify", admin, nil)
 	if v.Status != http.StatusOK || v.Body["ok"] != true || v.Body["events"].(float64) < 5 {
 		t.Fatalf("verify: %d %s", v.Status, v.Raw)
 	}
 	// Tampering with the owner's connection shows in the verification.
-	if err := st.Admin.Exec("UPDATE audit_events SET actor_role = 'admin' WHERE seq = 2 AND tenant_id = ?", st.Demo.Tenant.ID).Error; err != nil {
+	if err := st.Admin.Exec("UPDATE audit_events SET actor_role = 'billing' WHERE seq = 2 AND tenant_id = ?", st.Demo.Tenant.ID).Error; err != nil {
 		t.Fatal(err)
 	}
 	if v := st.do("GET", "/v1/audit-events/verify", admin, nil); v.Body["ok"] != false {

@@ -200,6 +200,11 @@ func (s *Server) login(c *gin.Context) error {
 	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		_, _ = CheckPassword(dummyHash, req.Password)
+		// Who tried is unknown; the address and time are recorded, the
+		// e-mail typed is not (it may be someone else's).
+		if err := s.auditLogin(c, tenant.ID, nil, "", "login-failed", "unknown account"); err != nil {
+			return err
+		}
 		return failed
 	}
 	if err != nil {
@@ -210,9 +215,23 @@ func (s *Server) login(c *gin.Context) error {
 		return internal(err)
 	}
 	if !ok {
+		if err := s.auditLogin(c, tenant.ID, &user.ID, user.Role, "login-failed", "wrong password"); err != nil {
+			return err
+		}
 		return failed
 	}
+	if err := s.auditLogin(c, tenant.ID, &user.ID, user.Role, "login", ""); err != nil {
+		return err
+	}
 	return s.respondToken(c, http.StatusOK, user)
+}
+
+// auditLogin records a login attempt in the tenant's audit log.
+func (s *Server) auditLogin(c *gin.Context, tenant uuid.UUID, user *uuid.UUID, role models.Role, action, reason string) error {
+	return models.InTenant(c.Request.Context(), s.DB, tenant, func(tx *gorm.DB) error {
+		return s.record(c, tx, models.AuditEvent{TenantID: tenant, ActorUser: user, ActorRole: string(role),
+			Action: action, ResourceType: "session", ResourceID: user, Reason: reason})
+	})
 }
 
 // Per-address limits a minute: 20 logins is more than a person mistypes,

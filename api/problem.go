@@ -137,6 +137,9 @@ func (s *Server) renderError(c *gin.Context, err error) {
 		s.Logger.InfoContext(c.Request.Context(), "request refused",
 			"requestID", requestID(c), "route", c.FullPath(), "type", p.Type, "error", p.Err)
 	}
+	if p.Kind == KindForbidden {
+		s.auditDenial(c)
+	}
 	writeProblem(c, p)
 }
 
