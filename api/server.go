@@ -53,6 +53,9 @@ type Server struct {
 	// minute; zero means the defaults (20 and 5).
 	LoginLimit  int64
 	SignupLimit int64
+	// CORSOrigins are the web and mobile apps' origins (scheme, host and
+	// port) allowed to call the API from a browser; empty allows none.
+	CORSOrigins []string
 }
 
 // Router returns the HTTP handler with every route. This is the one list of
@@ -80,7 +83,7 @@ func (s *Server) Router() (http.Handler, error) {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	r.HandleMethodNotAllowed = true
-	r.Use(s.requestID, s.accessLog, s.recover, limitBody(1<<20), s.handle(cleanText))
+	r.Use(s.requestID, s.accessLog, securityHeaders, corsHeaders(s.CORSOrigins), s.recover, limitBody(1<<20), s.handle(cleanText))
 	r.NoRoute(s.handle(func(c *gin.Context) error { return notFound("route") }))
 	r.NoMethod(s.handle(func(c *gin.Context) error {
 		p := newProblem(KindInvalid, "method-not-allowed", "Method not allowed", "This route does not take that method.")

@@ -26,6 +26,7 @@ type Config struct {
 	DemoTenant        string   // CAREBOOK_DEMO_TENANT: the slug dev and seed use
 	LogLevel          string   // CAREBOOK_LOG_LEVEL: debug, info, warn, error
 	TrustedProxies    []string // CAREBOOK_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
+	CORSOrigins       []string // CAREBOOK_CORS_ORIGINS: comma-separated origins of the web and mobile apps
 	SecretsKey        []byte   // CAREBOOK_SECRETS_KEY: hex, 32 bytes; seals tenants' provider secrets; dev makes one
 	StripeURL         string   // CAREBOOK_STRIPE_URL: Stripe API base; empty is Stripe's own (dev: a local stripe-mock)
 	RedisPrefix       string   // CAREBOOK_REDIS_PREFIX: starts every Redis key, so deployments can share a Redis
@@ -74,6 +75,11 @@ func FromEnv() (Config, error) {
 			SSE:       os.Getenv("CAREBOOK_S3_SSE"),
 			KMSKeyID:  os.Getenv("CAREBOOK_S3_KMS_KEY_ID"),
 		},
+	}
+	if v := os.Getenv("CAREBOOK_CORS_ORIGINS"); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			c.CORSOrigins = append(c.CORSOrigins, strings.TrimSpace(o))
+		}
 	}
 	if v := os.Getenv("CAREBOOK_TRUSTED_PROXIES"); v != "" {
 		for _, p := range strings.Split(v, ",") {

@@ -200,7 +200,7 @@ func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slo
 		return err
 	}
 	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts, Store: store, Intake: in,
-		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies,
+		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSOrigins,
 		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
 	h, err := s.Router()
 	if err != nil {

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// securityHeaders sets what every answer carries: the API serves JSON
+// about patients, never pages, so nothing may frame it, sniff it, cache
+// it or send its address on.
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	c.Next()
+}
+
+// corsHeaders lets the web and mobile apps' origins (and only those) call
+// the API from a browser: a preflight from a listed origin is answered 204
+// with what it may send; any other origin gets no CORS headers, so the
+// browser keeps the answer from it.
+func corsHeaders(origins []string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		origin := c.GetHeader("Origin")
+		if origin == "" || !slices.Contains(origins, origin) {
+			if c.Request.Method == http.MethodOptions && origin != "" {
+				c.AbortWithStatus(http.StatusForbidden)
+				return
+			}
+			c.Next()
+			return
+		}
+		h := c.Writer.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", "X-Request-ID, Idempotent-Replayed, Retry-After")
+		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST")
+			h.Set("Access-Control-Allow-Headers", strings.Join([]string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"}, ", "))
+			h.Set("Access-Control-Max-Age", "600")
+			c.AbortWithStatus(http.StatusNoContent)
+			return
+		}
+		c.Next()
+	}
+}

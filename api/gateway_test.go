@@ -1,0 +1,64 @@
+package api_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/carebook/carebook/api"
+)
+
+// TestSecurityHeadersAndCORS: every answer carries the security headers;
+// the listed app origin may call from a browser (preflight 204 with what
+// it may send), any other origin gets no CORS headers and its preflight is
+// refused.
+func TestSecurityHeadersAndCORS(t *testing.T) {
+	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), CORSOrigins: []string{"https://app.carebook.test"}}
+	h, err := srv.Router()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	do := func(method, path string, headers ...string) *http.Response {
+		req, _ := http.NewRequest(method, ts.URL+path, nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, path := range []string{"/v1/openapi.yaml", "/v1/no-such-route"} {
+		r := do("GET", path)
+		for name, want := range map[string]string{
+			"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
+			"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer",
+			"Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+		} {
+			if got := r.Header.Get(name); got != want {
+				t.Errorf("%s %s: %s = %q, want %q", path, r.Status, name, got, want)
+			}
+		}
+	}
+	pre := do("OPTIONS", "/v1/appointments", "Origin", "https://app.carebook.test", "Access-Control-Request-Method", "POST")
+	if pre.StatusCode != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "https://app.carebook.test" ||
+		pre.Header.Get("Access-Control-Allow-Headers") == "" {
+		t.Fatalf("preflight from the app: %d %v", pre.StatusCode, pre.Header)
+	}
+	if r := do("GET", "/v1/openapi.yaml", "Origin", "https://app.carebook.test"); r.Header.Get("Access-Control-Allow-Origin") != "https://app.carebook.test" {
+		t.Fatalf("simple request from the app: %v", r.Header)
+	}
+	evil := do("OPTIONS", "/v1/appointments", "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
+	if evil.StatusCode != http.StatusForbidden || evil.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin: %d %v", evil.StatusCode, evil.Header)
+	}
+	if r := do("GET", "/v1/openapi.yaml", "Origin", "https://evil.example"); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("another origin got CORS headers: %v", r.Header)
+	}
+}
