@@ -13,7 +13,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/models"
@@ -46,6 +45,9 @@ func (s *Server) authenticate(c *gin.Context) error {
 		return u
 	}
 	c.Set(principalKey, p)
+	if err := s.rateLimit(c, "user:"+p.UserID.String(), s.UserRate, "Too many requests from your account; wait and try again."); err != nil {
+		return err
+	}
 	c.Next()
 	return nil
 }
@@ -237,43 +239,16 @@ func (s *Server) auditLogin(c *gin.Context, tenant uuid.UUID, user *uuid.UUID, r
 // Per-address limits a minute: 20 logins is more than a person mistypes,
 // and 5 sign-ups more than a family creates. Each attempt costs an
 // argon2id hash, so the limits also bound the memory an address can make
-// the server spend. TODO(#5): per-account lockout with backoff and a GCRA
-// limiter for every route class.
+// the server spend. TODO(#5): per-account lockout with backoff.
 const (
-	throttleWindow     = time.Minute
 	defaultLoginLimit  = 20
 	defaultSignupLimit = 5
 )
 
-// throttle counts attempts per route class and client address in a fixed
-// window in Redis and refuses past limit with 429 and Retry-After.
+// throttle limits attempts per route class and client address.
 func (s *Server) throttle(c *gin.Context, class string, limit int64) error {
-	if s.Redis == nil {
-		return nil
-	}
-	key := s.RedisPrefix + class + ":" + c.ClientIP()
-	ctx := c.Request.Context()
-	// One round trip that also (re)sets a missing expiry, so a counter can
-	// never outlive its window, whatever happened between two calls.
-	var incr *redis.IntCmd
-	_, err := s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		incr = p.Incr(ctx, key)
-		p.ExpireNX(ctx, key, throttleWindow)
-		return nil
-	})
-	if err != nil {
-		return unavailable(err)
-	}
-	n := incr.Val()
-	if n > limit {
-		ttl, _ := s.Redis.TTL(ctx, key).Result()
-		if ttl <= 0 {
-			ttl = throttleWindow
-		}
-		c.Header("Retry-After", fmt.Sprint(int(ttl.Seconds()+0.5)))
-		return newProblem(KindTooMany, "too-many-requests", "Too many requests", "Too many attempts from this address; wait and try again.")
-	}
-	return nil
+	return s.rateLimit(c, class+":"+c.ClientIP(), Rate{N: int(limit), Per: time.Minute},
+		"Too many attempts from this address; wait and try again.")
 }
 
 func (s *Server) respondToken(c *gin.Context, status int, u models.User) error {

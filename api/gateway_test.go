@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/carebook/carebook/api"
 )
@@ -61,4 +63,32 @@ func TestSecurityHeadersAndCORS(t *testing.T) {
 	if r := do("GET", "/v1/openapi.yaml", "Origin", "https://evil.example"); r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("another origin got CORS headers: %v", r.Header)
 	}
+}
+
+// TestUserRateLimitRefusesAndRecovers: past a user's allowance every route
+// answers 429 with Retry-After; the allowance refills and requests pass
+// again; another user is not affected meanwhile.
+func TestUserRateLimitRefusesAndRecovers(t *testing.T) {
+	st := newStack(t)
+	john := st.login("demo", "john@demo.carebook.test")
+	ayse := st.login("demo", "ayse@demo.carebook.test")
+	st.Server.UserRate = api.Rate{N: 3, Per: 3 * time.Second}
+	for i := 0; i < 3; i++ {
+		if r := st.do("GET", "/v1/me", john, nil); r.Status != http.StatusOK {
+			t.Fatalf("request %d: %d", i+1, r.Status)
+		}
+	}
+	r := st.do("GET", "/v1/appointments", john, nil)
+	if r.Status != http.StatusTooManyRequests || r.problemType() != "too-many-requests" {
+		t.Fatalf("past the allowance: %d %s", r.Status, r.Raw)
+	}
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3 {
+		t.Fatalf("Retry-After = %q", r.Header.Get("Retry-After"))
+	}
+	if r := st.do("GET", "/v1/me", ayse, nil); r.Status != http.StatusOK {
+		t.Fatalf("another user: %d", r.Status)
+	}
+	eventually(t, "the allowance to refill", func() bool {
+		return st.do("GET", "/v1/me", john, nil).Status == http.StatusOK
+	})
 }

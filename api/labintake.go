@@ -30,6 +30,9 @@ func (s *Server) authenticatePartner(c *gin.Context) error {
 		return unavailable(err)
 	}
 	c.Set(partnerKey, p)
+	if err := s.rateLimit(c, "partner:"+p.ID.String(), s.PartnerRate, "Too many messages from this lab partner; wait and send again."); err != nil {
+		return err
+	}
 	c.Next()
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/carebook/carebook/intake"
 	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/payments/accounts"
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 	"gorm.io/gorm"
@@ -53,6 +54,12 @@ type Server struct {
 	// minute; zero means the defaults (20 and 5).
 	LoginLimit  int64
 	SignupLimit int64
+	// UserRate and PartnerRate limit each signed-in user and each lab
+	// partner across all routes; zero means the defaults (600 and 6000 a
+	// minute).
+	UserRate    Rate
+	PartnerRate Rate
+	limiter     *redis_rate.Limiter
 	// CORSOrigins are the web and mobile apps' origins (scheme, host and
 	// port) allowed to call the API from a browser; empty allows none.
 	CORSOrigins []string
@@ -72,6 +79,15 @@ func (s *Server) Router() (http.Handler, error) {
 	}
 	if s.SignupLimit == 0 {
 		s.SignupLimit = defaultSignupLimit
+	}
+	if s.UserRate.N == 0 {
+		s.UserRate = defaultUserRate
+	}
+	if s.PartnerRate.N == 0 {
+		s.PartnerRate = defaultPartnerRate
+	}
+	if s.Redis != nil {
+		s.limiter = redis_rate.NewLimiter(s.Redis)
 	}
 	validate, err := newValidator()
 	if err != nil {
