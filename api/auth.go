@@ -196,12 +196,18 @@ func (s *Server) login(c *gin.Context) error {
 		}
 		return err
 	}
+	if err := s.lockedOut(c, tenant.ID, email); err != nil {
+		return err
+	}
 	var user models.User
 	err = models.InTenant(c.Request.Context(), s.DB, tenant.ID, func(tx *gorm.DB) error {
 		return tx.Where("lower(email) = ?", email).Take(&user).Error
 	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		_, _ = CheckPassword(dummyHash, req.Password)
+		if err := s.loginFailed(c.Request.Context(), tenant.ID, email); err != nil {
+			return err
+		}
 		// Who tried is unknown; the address and time are recorded, the
 		// e-mail typed is not (it may be someone else's).
 		if err := s.auditLogin(c, tenant.ID, nil, "", "login-failed", "unknown account"); err != nil {
@@ -217,10 +223,16 @@ func (s *Server) login(c *gin.Context) error {
 		return internal(err)
 	}
 	if !ok {
+		if err := s.loginFailed(c.Request.Context(), tenant.ID, email); err != nil {
+			return err
+		}
 		if err := s.auditLogin(c, tenant.ID, &user.ID, user.Role, "login-failed", "wrong password"); err != nil {
 			return err
 		}
 		return failed
+	}
+	if err := s.loginSucceeded(c.Request.Context(), tenant.ID, email); err != nil {
+		return err
 	}
 	if err := s.auditLogin(c, tenant.ID, &user.ID, user.Role, "login", ""); err != nil {
 		return err
@@ -239,7 +251,7 @@ func (s *Server) auditLogin(c *gin.Context, tenant uuid.UUID, user *uuid.UUID, r
 // Per-address limits a minute: 20 logins is more than a person mistypes,
 // and 5 sign-ups more than a family creates. Each attempt costs an
 // argon2id hash, so the limits also bound the memory an address can make
-// the server spend. TODO(#5): per-account lockout with backoff.
+// the server spend. Accounts lock after repeated failures (lockout.go).
 const (
 	defaultLoginLimit  = 20
 	defaultSignupLimit = 5

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/carebook/carebook/api"
+	"github.com/carebook/carebook/models/demo"
 )
 
 // TestSecurityHeadersAndCORS: every answer carries the security headers;
@@ -91,4 +93,45 @@ func TestUserRateLimitRefusesAndRecovers(t *testing.T) {
 	eventually(t, "the allowance to refill", func() bool {
 		return st.do("GET", "/v1/me", john, nil).Status == http.StatusOK
 	})
+}
+
+// TestAccountLockout: five failed logins lock the account, even against
+// the right password, with Retry-After; the lock ends and a good login
+// clears the count. An e-mail without an account locks the same way, so a
+// lockout tells nobody whether an account exists.
+func TestAccountLockout(t *testing.T) {
+	st := newStack(t)
+	st.Server.LockoutPeriod = time.Second
+	st.Server.LoginLimit = 1000 // the per-address limit is not under test here
+	login := func(email, password string) response {
+		return st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": email, "password": password})
+	}
+	for _, email := range []string{"john@demo.carebook.test", "no-such-person@demo.carebook.test"} {
+		for i := 0; i < 5; i++ {
+			if r := login(email, "wrong-password-123"); r.Status != http.StatusUnauthorized {
+				t.Fatalf("%s failure %d: %d %s", email, i+1, r.Status, r.Raw)
+			}
+		}
+		r := login(email, demo.Password)
+		if r.Status != http.StatusTooManyRequests || r.problemType() != "account-locked" || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s after five failures: %d %s", email, r.Status, r.Raw)
+		}
+	}
+	// Another account is not locked by them.
+	if r := login("ayse@demo.carebook.test", demo.Password); r.Status != http.StatusOK {
+		t.Fatalf("another account: %d", r.Status)
+	}
+	eventually(t, "the lock to end", func() bool { return login("john@demo.carebook.test", demo.Password).Status == http.StatusOK })
+	// The good login cleared the count: one failure does not lock again.
+	login("john@demo.carebook.test", "wrong-password-123")
+	if r := login("john@demo.carebook.test", demo.Password); r.Status != http.StatusOK {
+		t.Fatalf("after a cleared count: %d %s", r.Status, r.Raw)
+	}
+	if n, _ := st.Server.Redis.Keys(t.Context(), st.Server.RedisPrefix+"*").Result(); len(n) > 0 {
+		for _, k := range n {
+			if strings.Contains(k, "@") {
+				t.Fatalf("Redis key holds an e-mail: %s", k)
+			}
+		}
+	}
 }

@@ -57,9 +57,13 @@ type Server struct {
 	// UserRate and PartnerRate limit each signed-in user and each lab
 	// partner across all routes; zero means the defaults (600 and 6000 a
 	// minute).
-	UserRate    Rate
-	PartnerRate Rate
-	limiter     *redis_rate.Limiter
+	UserRate Rate
+	// LockoutPeriod is how long an account first locks after five failed
+	// logins (doubling after each further failure, up to an hour); zero
+	// means a minute.
+	LockoutPeriod time.Duration
+	PartnerRate   Rate
+	limiter       *redis_rate.Limiter
 	// CORSOrigins are the web and mobile apps' origins (scheme, host and
 	// port) allowed to call the API from a browser; empty allows none.
 	CORSOrigins []string
