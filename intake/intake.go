@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
@@ -233,7 +234,7 @@ const maxMessageID = 200
 func (in *Intake) receive(ctx context.Context, p Partner, format labs.Format, transport, messageID string, raw []byte,
 	contentType, reason string, cause error) Result {
 	if len(messageID) > maxMessageID || !printable(messageID) {
-		return Result{Status: Refused, Reason: "the message ID is longer than 200 characters or holds control characters",
+		return Result{Status: Refused, Reason: "the message ID is longer than 200 characters, is not UTF-8 text or holds control characters",
 			Code: hl7.DataTypeError}
 	}
 	sum := sha256.Sum256(raw)
@@ -337,7 +338,7 @@ func (in *Intake) started(ctx context.Context, res Result) Result {
 }
 
 func printable(s string) bool {
-	if s == "" {
+	if s == "" || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
