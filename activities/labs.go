@@ -247,9 +247,13 @@ func (l *Labs) LabFile(ctx context.Context, req workflows.LabFileRequest) (workf
 
 func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uuid.UUID, r labs.Report,
 	settings models.LabSettings, now time.Time) error {
+	// The same report is the same lab's key for the same patient: a key
+	// reused for another patient or by another lab starts a report of its
+	// own, so no message can move a result to another patient.
 	var prev models.LabReport
 	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).
-		Where("report_key = ? AND superseded_by IS NULL", r.Key).Take(&prev).Error
+		Where("partner_id = ? AND patient_id = ? AND report_key = ? AND superseded_by IS NULL", msg.PartnerID, patient, r.Key).
+		Take(&prev).Error
 	hasPrev := err == nil
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("load earlier version: %w", err)
@@ -258,6 +262,7 @@ func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uu
 		ID:           uuid.New(),
 		TenantID:     tenant,
 		MessageID:    msg.ID,
+		PartnerID:    msg.PartnerID,
 		PatientID:    patient,
 		ReportKey:    r.Key,
 		Version:      1,
@@ -275,8 +280,20 @@ func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uu
 		ReleaseRule:  settings.ReleaseRule,
 		FiledAt:      now,
 	}
+	// A message issued before the version on file (sent out of order, or
+	// held in the staff queue meanwhile) is kept as history and does not
+	// replace the newer result.
+	stale := hasPrev && !r.IssuedAt.IsZero() && prev.IssuedAt != nil && r.IssuedAt.Before(*prev.IssuedAt)
 	if hasPrev {
-		rep.Version = prev.Version + 1
+		var top int
+		if err := tx.Model(&models.LabReport{}).Where("partner_id = ? AND patient_id = ? AND report_key = ?", msg.PartnerID, patient, r.Key).
+			Select("coalesce(max(version), 0)").Scan(&top).Error; err != nil {
+			return fmt.Errorf("number the version: %w", err)
+		}
+		rep.Version = top + 1
+	}
+	if stale {
+		rep.SupersededBy = &prev.ID
 	}
 	if settings.ReleaseRule == models.ReleaseAfterDays {
 		due := now.AddDate(0, 0, settings.ReleaseDays)
@@ -298,7 +315,7 @@ func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uu
 	}
 	// The earlier version lets go of "current" first, so the unique index
 	// on current versions holds at every statement.
-	if hasPrev {
+	if hasPrev && !stale {
 		if err := tx.Model(&models.LabReport{}).Where("id = ?", prev.ID).Update("superseded_by", rep.ID).Error; err != nil {
 			return fmt.Errorf("supersede: %w", err)
 		}
@@ -361,6 +378,7 @@ func filedReports(tx *gorm.DB, messageID uuid.UUID) (workflows.LabFiled, error) 
 	for _, r := range reps {
 		f := workflows.FiledReport{
 			ReportID: r.ID.String(), Severity: r.Severity, ReleaseRule: r.ReleaseRule, Released: r.ReleasedAt != nil,
+			Superseded: r.SupersededBy != nil,
 		}
 		if r.ReleaseDueAt != nil {
 			f.ReleaseDueAt = r.ReleaseDueAt.UTC()

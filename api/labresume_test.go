@@ -28,7 +28,7 @@ func TestLabResumeStartsOrphanedMessages(t *testing.T) {
 		row := models.LabMessage{
 			ID: uuid.New(), TenantID: tenant, PartnerID: st.Demo.LabPartners[0].ID, Format: "hl7v2", Transport: "mllp",
 			MessageID: messageID, RawKey: obj.Key, RawSHA256: obj.SHA256, Size: len(raw),
-			WorkflowID: workflows.LabWorkflowID(tenant.String(), "hl7v2", messageID),
+			WorkflowID: workflows.LabWorkflowID(tenant.String(), st.Demo.LabPartners[0].ID.String(), "hl7v2", messageID),
 			Status:     models.LabReceived, ReceivedAt: time.Now().Add(-age),
 		}
 		if err := st.Admin.Create(&row).Error; err != nil {

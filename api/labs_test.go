@@ -353,7 +353,7 @@ func (st *stack) checkReceived(t *testing.T, m models.LabMessage, partner uuid.U
 	eqf(t, "transport", m.Transport, transport)
 	eqf(t, "size", m.Size, len(raw))
 	eqf(t, "raw_sha256", m.RawSHA256, hex.EncodeToString(sum[:]))
-	eqf(t, "workflow_id", m.WorkflowID, workflows.LabWorkflowID(m.TenantID.String(), format, m.MessageID))
+	eqf(t, "workflow_id", m.WorkflowID, workflows.LabWorkflowID(m.TenantID.String(), m.PartnerID.String(), format, m.MessageID))
 	stored, err := st.Store.Get(context.Background(), m.TenantID, m.RawKey)
 	if err != nil {
 		t.Fatalf("raw message in the store: %v", err)

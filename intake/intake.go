@@ -261,7 +261,7 @@ func (in *Intake) receive(ctx context.Context, p Partner, format labs.Format, tr
 		RawKey:     obj.Key,
 		RawSHA256:  digest,
 		Size:       len(raw),
-		WorkflowID: workflows.LabWorkflowID(p.TenantID.String(), string(format), messageID),
+		WorkflowID: workflows.LabWorkflowID(p.TenantID.String(), p.ID.String(), string(format), messageID),
 		Status:     models.LabReceived,
 		ReceivedAt: time.Now().UTC(),
 	}
@@ -301,7 +301,7 @@ func read(res Result, reason string, cause error) Result {
 func (in *Intake) existing(ctx context.Context, p Partner, format labs.Format, messageID, digest string) (Result, bool) {
 	var row models.LabMessage
 	err := models.InTenant(ctx, in.DB, p.TenantID, func(tx *gorm.DB) error {
-		return tx.Where("format = ? AND message_id = ?", string(format), messageID).Take(&row).Error
+		return tx.Where("partner_id = ? AND format = ? AND message_id = ?", p.ID, string(format), messageID).Take(&row).Error
 	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Result{}, false

@@ -93,6 +93,7 @@ type LabReport struct {
 	ID                     uuid.UUID `gorm:"type:uuid;primaryKey"`
 	TenantID               uuid.UUID `gorm:"type:uuid"`
 	MessageID              uuid.UUID `gorm:"type:uuid"`
+	PartnerID              uuid.UUID `gorm:"type:uuid"`
 	PatientID              uuid.UUID `gorm:"type:uuid"`
 	ReportKey              string
 	Version                int

@@ -114,6 +114,9 @@ func LabIngestion(ctx workflow.Context, in LabInput) (LabState, error) {
 		if r.Released {
 			l.state.Released = append(l.state.Released, r.ReportID)
 		}
+		if r.Superseded {
+			l.superseded[r.ReportID] = true
+		}
 		if r.SupersededWorkflowID != "" && r.SupersededWorkflowID != workflow.GetInfo(ctx).WorkflowExecution.ID {
 			// The earlier workflow may have ended (its report released);
 			// then there is nobody to tell, which is fine.
@@ -125,6 +128,11 @@ func LabIngestion(ctx workflow.Context, in LabInput) (LabState, error) {
 		ref := LabReportRef{TenantID: in.TenantID, ReportID: r.ReportID}
 		if err := workflow.ExecuteActivity(step, ActivityLabRenderPDF, ref).Get(ctx, nil); err != nil {
 			return l.state, err
+		}
+		if l.superseded[r.ReportID] {
+			// Filed as history behind a newer version: nobody needs to
+			// act on it.
+			continue
 		}
 		if err := workflow.ExecuteActivity(step, ActivityLabNotifyDoctor, ref).Get(ctx, nil); err != nil {
 			return l.state, err
@@ -235,7 +243,7 @@ func (l *lab) release(ctx workflow.Context, r LabRelease) (LabReleased, error) {
 // the doctor's release update does it.
 func (l *lab) releaseByRule(ctx workflow.Context, reports []FiledReport) error {
 	for _, r := range reports {
-		if r.Released {
+		if r.Released || l.superseded[r.ReportID] {
 			continue
 		}
 		switch r.ReleaseRule {

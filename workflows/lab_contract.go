@@ -10,11 +10,11 @@ const LabWorkflowType = "LabIngestion"
 const LabTaskQueue = AppointmentTaskQueue
 
 // LabWorkflowID is the workflow ID of one received message: the tenant,
-// the format and the sender's message ID (MSH-10, or the FHIR Bundle's or
-// DiagnosticReport's id). A resend of the message lands on the same
-// workflow, so it is filed once.
-func LabWorkflowID(tenantID, format, messageID string) string {
-	return "lab:" + tenantID + ":" + format + ":" + messageID
+// the lab partner that sent it, the format and the sender's message ID
+// (MSH-10, or the FHIR Bundle's or DiagnosticReport's id). A resend of the
+// message lands on the same workflow, so it is filed once.
+func LabWorkflowID(tenantID, partnerID, format, messageID string) string {
+	return "lab:" + tenantID + ":" + partnerID + ":" + format + ":" + messageID
 }
 
 // The lab workflow's message names.
@@ -134,6 +134,9 @@ type FiledReport struct {
 	ReleaseDueAt time.Time
 	// Released is set when the report was already released (a retry).
 	Released bool
+	// Superseded is set when a later version is already on file: this
+	// message was issued before it, so there is nothing to release.
+	Superseded bool
 	// Superseded names the earlier version this one replaces, and the
 	// workflow that filed it, so that workflow can be told.
 	SupersededReportID   string

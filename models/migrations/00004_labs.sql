@@ -89,18 +89,24 @@ CREATE TABLE lab_messages (
     processed_at  timestamptz,
     FOREIGN KEY (tenant_id, partner_id) REFERENCES lab_partners (tenant_id, id),
     FOREIGN KEY (tenant_id, patient_id) REFERENCES patients (tenant_id, id),
-    UNIQUE (tenant_id, format, message_id),
+    -- A sender's message IDs are its own: two labs may both send "1001".
+    UNIQUE (tenant_id, partner_id, format, message_id),
     UNIQUE (tenant_id, id)
 );
 CREATE INDEX lab_messages_queue ON lab_messages (tenant_id, status, received_at);
 
--- One version of a report. A later message about the same report_key
--- (a correction) adds a version and points the earlier one at it; only the
--- newest has superseded_by NULL. Review and release belong to a version.
+-- One version of a report. A report is the same lab's report_key for the
+-- same patient: a later message about it (a correction) adds a version and
+-- points the earlier one at it, so only the newest result has
+-- superseded_by NULL; a message issued before the current version is kept
+-- as a version that is born superseded. An order number reused for another
+-- patient, or by another lab, is another report: a message can never move
+-- a result to another patient. Review and release belong to a version.
 CREATE TABLE lab_reports (
     id                       uuid PRIMARY KEY,
     tenant_id                uuid NOT NULL REFERENCES tenants (id),
     message_id               uuid NOT NULL,
+    partner_id               uuid NOT NULL,
     patient_id               uuid NOT NULL,
     report_key               text NOT NULL,
     version                  integer NOT NULL CHECK (version >= 1),
@@ -129,11 +135,13 @@ CREATE TABLE lab_reports (
     FOREIGN KEY (tenant_id, message_id) REFERENCES lab_messages (tenant_id, id),
     FOREIGN KEY (tenant_id, patient_id) REFERENCES patients (tenant_id, id),
     FOREIGN KEY (tenant_id, ordering_practitioner_id) REFERENCES practitioners (tenant_id, id),
-    UNIQUE (tenant_id, report_key, version),
+    FOREIGN KEY (tenant_id, partner_id) REFERENCES lab_partners (tenant_id, id),
+    UNIQUE (tenant_id, partner_id, patient_id, report_key, version),
     UNIQUE (tenant_id, message_id, report_key),
     UNIQUE (tenant_id, id)
 );
-CREATE UNIQUE INDEX lab_reports_current ON lab_reports (tenant_id, report_key) WHERE superseded_by IS NULL;
+CREATE UNIQUE INDEX lab_reports_current ON lab_reports (tenant_id, partner_id, patient_id, report_key)
+    WHERE superseded_by IS NULL;
 CREATE INDEX lab_reports_patient ON lab_reports (tenant_id, patient_id, filed_at);
 CREATE INDEX lab_reports_review ON lab_reports (tenant_id, ordering_practitioner_id) WHERE reviewed_at IS NULL;
 
