@@ -165,7 +165,9 @@ func (l *Labs) LabDismiss(ctx context.Context, d workflows.LabDismissal) error {
 	if err != nil {
 		return err
 	}
-	cols := map[string]any{"status": models.LabDismissed, "resolved_at": l.now(), "reason": d.Reason}
+	// The reason is on the row already (the api writes it there, out of
+	// the workflow's history).
+	cols := map[string]any{"status": models.LabDismissed, "resolved_at": l.now()}
 	if u, err := uuid.Parse(d.UserID); err == nil {
 		cols["resolved_by"] = u
 	}

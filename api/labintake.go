@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -55,7 +56,9 @@ func (s *Server) postHL7(c *gin.Context) error {
 		return err
 	}
 	p := c.MustGet(partnerKey).(intake.Partner)
-	res, _ := s.Intake.HL7(c.Request.Context(), &p, intake.TransportHTTP, body)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), intake.IntakeTimeout)
+	defer cancel()
+	res, _ := s.Intake.HL7(ctx, &p, intake.TransportHTTP, body)
 	return s.labAnswer(c, res)
 }
 
@@ -67,7 +70,9 @@ func (s *Server) postFHIR(c *gin.Context) error {
 		return err
 	}
 	p := c.MustGet(partnerKey).(intake.Partner)
-	return s.labAnswer(c, s.Intake.FHIR(c.Request.Context(), p, body))
+	ctx, cancel := context.WithTimeout(c.Request.Context(), intake.IntakeTimeout)
+	defer cancel()
+	return s.labAnswer(c, s.Intake.FHIR(ctx, p, body))
 }
 
 func (s *Server) labAnswer(c *gin.Context, res intake.Result) error {

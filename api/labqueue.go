@@ -283,13 +283,19 @@ func (s *Server) dismissLabMessage(c *gin.Context) error {
 		if m.Status != models.LabUnmatched {
 			return conflict("invalid-state", "Only an unmatched message can be dismissed.")
 		}
+		// Staff write the reason in their own words, which may name the
+		// patient: it goes to the message's row, never into the
+		// workflow's history.
+		if err := tx.Model(&models.LabMessage{}).Where("id = ?", m.ID).Update("reason", strings.TrimSpace(req.Reason)).Error; err != nil {
+			return internal(err)
+		}
 		return s.audit(c, tx, "dismiss", "lab_message", &m.ID, nil, "")
 	})
 	if err != nil {
 		return err
 	}
 	if err := s.labUpdate(c, m.WorkflowID, workflows.UpdateLabDismiss,
-		workflows.LabDismissal{UserID: principal(c).UserID.String(), Reason: req.Reason}); err != nil {
+		workflows.LabDismissal{UserID: principal(c).UserID.String()}); err != nil {
 		return err
 	}
 	return s.labMessageAnswer(c, m.ID)

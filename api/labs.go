@@ -36,7 +36,9 @@ const pdfLinkTTL = 5 * time.Minute
 // labVisible narrows a query on lab_reports (alias r) to what the caller
 // may see: patients their own released results; doctors the results they
 // ordered, results nobody is named for, and those of patients they have
-// seen or will see; staff and admins the tenant's (RLS has cut it to the
+// seen or will see (a booked, attended or missed visit; a cancelled or
+// held one grants nothing, or a patient could open their record to any
+// doctor by booking and cancelling); staff and admins the tenant's (RLS has cut it to the
 // tenant already).
 func labVisible(p Principal) func(*gorm.DB) *gorm.DB {
 	return func(q *gorm.DB) *gorm.DB {
@@ -45,7 +47,8 @@ func labVisible(p Principal) func(*gorm.DB) *gorm.DB {
 			return q.Where("r.patient_id = ? AND r.released_at IS NOT NULL", p.PatientID)
 		case models.RoleDoctor:
 			return q.Where("(r.ordering_practitioner_id = ? OR r.ordering_practitioner_id IS NULL OR EXISTS "+
-				"(SELECT 1 FROM appointments a WHERE a.patient_id = r.patient_id AND a.practitioner_id = ?))",
+				"(SELECT 1 FROM appointments a WHERE a.patient_id = r.patient_id AND a.practitioner_id = ? "+
+				"AND a.status IN ('booked', 'arrived', 'fulfilled', 'noshow')))",
 				p.PractitionerID, p.PractitionerID)
 		case models.RoleStaff, models.RoleAdmin:
 			return q

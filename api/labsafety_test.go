@@ -2,7 +2,11 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
@@ -100,4 +104,72 @@ func TestLabFilingNeverMovesResults(t *testing.T) {
 			t.Fatalf("message ID not UTF-8: %d %s", r.Status, r.Raw)
 		}
 	})
+}
+
+// TestLabStaffReasonsAndDoctorsReach: a dismissal's free-text reason stays
+// on the message's row and out of the workflow's history; a doctor reaches
+// a patient's results through a visit that is booked or was attended, not
+// through one that was cancelled.
+func TestLabStaffReasonsAndDoctorsReach(t *testing.T) {
+	st := newStack(t)
+	key := demo.LabKeyFor("demo")
+	tenant := st.Demo.Tenant.ID
+	staff := st.login("demo", "staff.newyork@demo.carebook.test")
+
+	// A message for nobody on file, dismissed with a reason naming someone.
+	lost := freshID("LOST")
+	if r := st.postLab("hl7", key, nistVariant(t, lost, "F-LOST", fieldEdit{"PID", 3, "0000^^^NOWHERE^MR"})); r.Status != http.StatusAccepted {
+		t.Fatalf("lost: %d %s", r.Status, r.Raw)
+	}
+	m := st.settled(t, tenant, "hl7v2", lost)
+	const reason = "belongs to Philip Johnson of another clinic"
+	if r := st.do("POST", "/v1/lab-messages/"+m.ID.String()+"/dismiss", staff, map[string]string{"reason": reason}); r.Status != http.StatusAccepted {
+		t.Fatalf("dismiss: %d %s", r.Status, r.Raw)
+	}
+	st.labResult(t, m.WorkflowID)
+	if got := st.labMessage(tenant, "hl7v2", lost); got.Status != models.LabDismissed || got.Reason != reason {
+		t.Fatalf("row: %s %q", got.Status, got.Reason)
+	}
+	iter := st.Temporal.GetWorkflowHistory(t.Context(), m.WorkflowID, "", false, 0)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(ev.String(), "Philip") {
+			t.Fatalf("history event %s holds the reason", ev.GetEventType())
+		}
+	}
+
+	// John's result, ordered by Dr. Garcia; Dr. Demir has no visit with him.
+	if err := st.Admin.Create(&models.PatientIdentifier{TenantID: tenant, PatientID: st.john(), System: "JOHNSYS", Value: "X1"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	johnsID := freshID("JOHN")
+	if r := st.postLab("hl7", key, nistVariant(t, johnsID, "F-JOHN", fieldEdit{"PID", 3, "X1^^^JOHNSYS^MR"})); r.Status != http.StatusAccepted {
+		t.Fatalf("john: %d %s", r.Status, r.Raw)
+	}
+	rep := st.oneReport(t, st.settled(t, tenant, "hl7v2", johnsID).ID)
+	demir := st.login("demo", "doctor3@demo.carebook.test")
+	path := "/v1/lab-results/" + rep.ID.String()
+	visit := func(status models.Status, days int) {
+		start := time.Now().Add(time.Duration(days) * 24 * time.Hour).Truncate(time.Hour)
+		a := models.Appointment{ID: uuid.New(), TenantID: tenant, PractitionerID: st.Demo.Practitioners[2].ID, PatientID: st.john(),
+			FacilityID: st.Demo.Facilities[0].ID, AppointmentTypeID: st.Demo.Types[0].ID, StartsAt: start, EndsAt: start.Add(20 * time.Minute),
+			BlockedFrom: start, BlockedUntil: start.Add(20 * time.Minute), Status: status, Mode: models.ModeInPerson, Currency: "USD", Version: 1}
+		if err := st.Admin.Create(&a).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := st.do("GET", path, demir, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("no visit: %d", r.Status)
+	}
+	visit(models.StatusCancelled, 3)
+	if r := st.do("GET", path, demir, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("a cancelled visit opened the record: %d", r.Status)
+	}
+	visit(models.StatusBooked, 4)
+	if r := st.do("GET", path, demir, nil); r.Status != http.StatusOK {
+		t.Fatalf("a booked visit: %d %s", r.Status, r.Raw)
+	}
 }

@@ -40,6 +40,10 @@ func newControlID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// IntakeTimeout bounds taking one message: storing it, recording it and
+// starting its workflow take milliseconds when all is well.
+const IntakeTimeout = 30 * time.Second
+
 // MLLPHandler answers each message received over MLLP with its ACK, once
 // the message is stored and its workflow started. It logs the outcome with
 // sizes and IDs only.
@@ -49,6 +53,10 @@ func (in *Intake) MLLPHandler(logger *slog.Logger, now func() time.Time) func(ct
 	}
 	return func(ctx context.Context, conn mllp.ConnInfo, msg []byte) []byte {
 		start := time.Now()
+		// A store or database that hangs must not hold the lab's
+		// connection: past the deadline the answer is AR 207, send again.
+		ctx, cancel := context.WithTimeout(ctx, IntakeTimeout)
+		defer cancel()
 		res, m := in.HL7(ctx, nil, TransportMLLP, msg)
 		ack := ACK(res, m, msg, now())
 		attrs := []any{"remote", addrString(conn.RemoteAddr), "bytes", len(msg), "status", res.Status.String(),

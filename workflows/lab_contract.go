@@ -102,12 +102,13 @@ type LabAssignment struct {
 	UserID    string
 }
 
-// LabDismissal closes an unmatched message.
+// LabDismissal closes an unmatched message. Staff's reason is written to
+// the message's row by the api and never travels here: it is free text and
+// may name the patient.
 type LabDismissal struct {
 	TenantID  string
 	MessageID string
 	UserID    string
-	Reason    string
 }
 
 // LabFileRequest files the message's reports under a patient.

@@ -250,12 +250,12 @@ func TestLabUnmatchedDismissed(t *testing.T) {
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(workflows.UpdateLabDismiss, "d1", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { t.Errorf("dismiss rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
-		}, workflows.LabDismissal{UserID: "staff1", Reason: "test message"})
+		}, workflows.LabDismissal{UserID: "staff1"})
 	}, time.Hour)
 	env.ExecuteWorkflow(workflows.LabWorkflowType, labIn)
 	st := labResult(t, env)
 	equalCalls(t, f.calls, []string{"parse", "match", "unmatched:unmatched", "dismiss"})
-	if st.Outcome != "dismissed" || f.dismiss == nil || f.dismiss.TenantID != "t1" || f.dismiss.MessageID != "m1" || f.dismiss.Reason != "test message" {
+	if st.Outcome != "dismissed" || f.dismiss == nil || f.dismiss.TenantID != "t1" || f.dismiss.MessageID != "m1" || f.dismiss.UserID != "staff1" {
 		t.Fatalf("state %+v, dismissal %+v", st, f.dismiss)
 	}
 }
