@@ -49,7 +49,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			p := badRequest("body-too-large", "The body is too large.")
-			p.Status = http.StatusRequestEntityTooLarge
+			p.Status, p.Title = http.StatusRequestEntityTooLarge, "Payload too large"
 			return nil, p
 		}
 		return nil, badRequest("invalid-body", "The body could not be read.")

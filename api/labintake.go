@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -51,6 +53,9 @@ type labReceipt struct {
 // its content cannot be trusted (the message is kept, marked rejected);
 // 400 lab-message-refused when it is not taken at all.
 func (s *Server) postHL7(c *gin.Context) error {
+	if err := mediaType(c, "application/hl7-v2", "x-application/hl7-v2+er7", "text/plain"); err != nil {
+		return err
+	}
 	body, err := readBody(c)
 	if err != nil {
 		return err
@@ -65,6 +70,9 @@ func (s *Server) postHL7(c *gin.Context) error {
 // postFHIR handles POST /v1/labs/fhir: a FHIR R4 Bundle, or one
 // DiagnosticReport with contained Observations. Answers as postHL7.
 func (s *Server) postFHIR(c *gin.Context) error {
+	if err := mediaType(c, "application/fhir+json", "application/json"); err != nil {
+		return err
+	}
 	body, err := readBody(c)
 	if err != nil {
 		return err
@@ -88,4 +96,17 @@ func (s *Server) labAnswer(c *gin.Context, res intake.Result) error {
 		return badRequest("lab-message-refused", "The message was not taken: "+res.Reason).with("reason", res.Reason)
 	}
 	return unavailable(res.Err)
+}
+
+// mediaType refuses a body whose Content-Type is none of want (parameters
+// such as charset aside), so an HL7 message posted as JSON, or FHIR as
+// text, is not guessed at.
+func mediaType(c *gin.Context, want ...string) error {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err == nil && slices.Contains(want, strings.ToLower(mt)) {
+		return nil
+	}
+	p := badRequest("unsupported-media-type", "Send the body as "+strings.Join(want, " or ")+".")
+	p.Status, p.Title = http.StatusUnsupportedMediaType, "Unsupported media type"
+	return p
 }

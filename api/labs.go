@@ -76,13 +76,16 @@ func labQuery(tx *gorm.DB, p Principal) *gorm.DB {
 }
 
 type labReportView struct {
-	ID             string     `json:"id"`
-	PatientID      string     `json:"patient_id"`
-	PatientName    string     `json:"patient_name"`
-	Test           codeView   `json:"test"`
-	Status         string     `json:"status"`
-	Version        int        `json:"version"`
-	SupersededBy   string     `json:"superseded_by,omitempty"`
+	ID           string   `json:"id"`
+	PatientID    string   `json:"patient_id"`
+	PatientName  string   `json:"patient_name"`
+	Test         codeView `json:"test"`
+	Status       string   `json:"status"`
+	Version      int      `json:"version"`
+	SupersededBy string   `json:"superseded_by,omitempty"`
+	// Corrected says the lab has sent a newer version of this result;
+	// patients see it once that version is released.
+	Corrected      bool       `json:"corrected_later,omitempty"`
 	Severity       string     `json:"severity"`
 	EffectiveAt    *time.Time `json:"effective_at,omitempty"`
 	IssuedAt       *time.Time `json:"issued_at,omitempty"`
@@ -141,13 +144,16 @@ func (s *Server) labView(p Principal, r labReportRow) labReportView {
 	}
 	if r.SupersededBy != nil {
 		v.SupersededBy = r.SupersededBy.String()
+		v.Corrected = true
 	}
 	if p.Role != models.RolePatient {
 		v.WorkflowID = r.WorkflowID
 		v.WorkflowURL = s.temporalLink(r.WorkflowID)
 	} else {
-		// A patient sees the result, not the clinic's review notes.
-		v.ReviewComment = ""
+		// A patient sees the result, not the clinic's review notes, nor
+		// the ID of a newer version they may not be able to open yet:
+		// only that the lab has sent one.
+		v.ReviewComment, v.SupersededBy = "", ""
 	}
 	return v
 }
@@ -444,10 +450,8 @@ func (s *Server) releaseLabResult(c *gin.Context) error {
 	var r labReportRow
 	err := s.inTenant(c, func(tx *gorm.DB) error {
 		var err error
-		if r, err = openLabReport(c, tx); err != nil {
-			return err
-		}
-		return s.audit(c, tx, "release", "lab_report", &r.ID, &r.PatientID, "")
+		r, err = openLabReport(c, tx)
+		return err
 	})
 	if err != nil {
 		return err
@@ -457,6 +461,13 @@ func (s *Server) releaseLabResult(c *gin.Context) error {
 	}
 	if r.ReleasedAt == nil {
 		if err := s.labUpdate(c, r.WorkflowID, workflows.UpdateLabRelease, workflows.LabRelease{ReportID: r.ID.String(), UserID: p.UserID.String()}); err != nil {
+			return err
+		}
+		// Recorded once it happened; a refused release is the caller's
+		// problem document, not a release.
+		if err := s.inTenant(c, func(tx *gorm.DB) error {
+			return s.audit(c, tx, "release", "lab_report", &r.ID, &r.PatientID, "")
+		}); err != nil {
 			return err
 		}
 	}

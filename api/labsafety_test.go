@@ -91,6 +91,19 @@ func TestLabFilingNeverMovesResults(t *testing.T) {
 		}
 	})
 
+	t.Run("a body in the wrong media type, or a resource that is no lab message, is not taken", func(t *testing.T) {
+		before := st.labCounts()
+		if r := st.do("POST", "/v1/labs/hl7", key, nistVariant(t, freshID("CT"), ""), "Content-Type", "application/json"); r.Status != http.StatusUnsupportedMediaType || r.problemType() != "unsupported-media-type" {
+			t.Fatalf("HL7 as JSON: %d %s", r.Status, r.Raw)
+		}
+		if r := st.postLab("fhir", key, []byte(`{"resourceType":"Patient","id":"p1"}`)); r.Status != http.StatusBadRequest || r.problemType() != "lab-message-refused" {
+			t.Fatalf("a Patient resource: %d %s", r.Status, r.Raw)
+		}
+		if after := st.labCounts(); after != before {
+			t.Fatalf("counts moved: %v -> %v", before, after)
+		}
+	})
+
 	t.Run("text that is not UTF-8 is rejected at intake", func(t *testing.T) {
 		id := freshID("LATIN1")
 		r := st.postLab("hl7", key, nistVariant(t, id, "F-LATIN", fieldEdit{"OBX", 3, "10368-9^Lead \xe9l\xe9ment^LN"}))

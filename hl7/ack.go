@@ -40,6 +40,9 @@ const (
 	// UnsupportedMessageType (200): the message type is not one this
 	// receiver handles.
 	UnsupportedMessageType ErrorCode = 200
+	// DuplicateKey (205): the message's key (its control ID) is already
+	// on file for another message.
+	DuplicateKey ErrorCode = 205
 	// ApplicationInternalError (207): the receiver failed for a reason of
 	// its own, not the message's.
 	ApplicationInternalError ErrorCode = 207
@@ -60,6 +63,8 @@ func (c ErrorCode) Text() string {
 		return "Unsupported message type"
 	case ApplicationInternalError:
 		return "Application internal error"
+	case DuplicateKey:
+		return "Duplicate key identifier"
 	}
 	return ""
 }

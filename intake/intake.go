@@ -224,9 +224,6 @@ func (in *Intake) FHIR(ctx context.Context, partner Partner, raw []byte) Result 
 	return in.receive(ctx, partner, labs.FormatFHIR, TransportHTTP, msg.ID, raw, "application/fhir+json", "", nil)
 }
 
-// duplicateKey is HL7 error 205, "duplicate key identifier".
-const duplicateKey hl7.ErrorCode = 205
-
 // maxMessageID bounds a sender's message ID; MSH-10 is 199 characters at
 // most in v2.5.1.
 const maxMessageID = 200
@@ -311,7 +308,7 @@ func (in *Intake) existing(ctx context.Context, p Partner, format labs.Format, m
 	}
 	if row.RawSHA256 != digest {
 		return Result{Status: Refused, Reason: "the message ID was already used for a different message",
-			Code: duplicateKey}, true
+			Code: hl7.DuplicateKey}, true
 	}
 	return Result{Status: Accepted, Message: row, Duplicate: true}, true
 }

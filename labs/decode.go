@@ -92,9 +92,15 @@ func Rejection(err error) (string, bool) {
 // when there is none.
 func FHIRResourceID(raw []byte) string {
 	var top struct {
-		ID string `json:"id"`
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
 	}
 	if json.Unmarshal(raw, &top) != nil {
+		return ""
+	}
+	// Only what intake takes is recorded: another resource type is not a
+	// lab message and does not use up an ID.
+	if top.ResourceType != "Bundle" && top.ResourceType != "DiagnosticReport" {
 		return ""
 	}
 	return top.ID

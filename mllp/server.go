@@ -31,6 +31,10 @@ const (
 	// DefaultMaxConns is the number of connections served at once. Each
 	// lab sends over one or a few connections.
 	DefaultMaxConns = 256
+	// DefaultMaxConnsPerHost is the share of them one remote address may
+	// hold: plenty for a lab's interface engine, and far short of the
+	// whole server.
+	DefaultMaxConnsPerHost = 32
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -71,6 +75,10 @@ type Server struct {
 	// MaxConns is how many connections are served at once; a connection
 	// beyond it is closed as soon as it is accepted.
 	MaxConns int
+	// MaxConnsPerHost is how many of them one remote address may hold
+	// (DefaultMaxConnsPerHost when zero), so that one sender, or anyone
+	// opening idle connections, cannot fill the server for every lab.
+	MaxConnsPerHost int
 	// Logger receives one line per message and per closed connection,
 	// with addresses, sizes and durations, never message content.
 	// slog.Default() when nil.
@@ -83,6 +91,7 @@ type Server struct {
 	shutdown  bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perHost   map[string]int
 	wg        sync.WaitGroup
 }
 
@@ -91,6 +100,7 @@ func (s *Server) init() {
 		s.baseCtx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = map[net.Listener]struct{}{}
 		s.conns = map[*conn]struct{}{}
+		s.perHost = map[string]int{}
 	})
 }
 
@@ -169,25 +179,50 @@ func (s *Server) closing() bool {
 // connections are open.
 func (s *Server) track(c *conn) bool {
 	limit := orDefault(s.MaxConns, DefaultMaxConns)
+	hostLimit := orDefault(s.MaxConnsPerHost, DefaultMaxConnsPerHost)
+	host := hostOf(c.info.RemoteAddr)
 	s.mu.Lock()
-	shutdown, full := s.shutdown, len(s.conns) >= limit
-	if !shutdown && !full {
+	shutdown, full, hostFull := s.shutdown, len(s.conns) >= limit, s.perHost[host] >= hostLimit
+	ok := !shutdown && !full && !hostFull
+	if ok {
 		s.conns[c] = struct{}{}
+		s.perHost[host]++
 		s.wg.Add(1)
 	}
 	s.mu.Unlock()
-	if full && !shutdown {
+	switch {
+	case shutdown:
+	case full:
 		s.logger().Warn("mllp connection refused: too many connections",
 			"remoteAddr", c.info.RemoteAddr.String(), "maxConns", limit)
+	case hostFull:
+		s.logger().Warn("mllp connection refused: too many connections from one address",
+			"remoteAddr", c.info.RemoteAddr.String(), "maxConnsPerHost", hostLimit)
 	}
-	return !shutdown && !full
+	return ok
 }
 
 func (s *Server) untrack(c *conn) {
+	host := hostOf(c.info.RemoteAddr)
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.perHost[host]--; s.perHost[host] <= 0 {
+		delete(s.perHost, host)
+	}
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// hostOf is the address's host without its port.
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
 }
 
 // Shutdown stops the server gracefully: it closes the listeners, closes

@@ -588,3 +588,55 @@ func TestServeWithoutHandler(t *testing.T) {
 		t.Errorf("Serve without a handler = %v, want an error", err)
 	}
 }
+
+// TestMaxConnsPerHost: one address holding its share of connections is
+// refused more, while the server still has room; a freed slot is usable.
+func TestMaxConnsPerHost(t *testing.T) {
+	srv := &Server{Handler: func(ctx context.Context, _ ConnInfo, msg []byte) []byte { return msg }, MaxConnsPerHost: 2}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	dial := func() *Client {
+		c, err := Dial(context.Background(), ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	send := func(c *Client) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Send(ctx, []byte("MSH|^~\\&|A"))
+		return err
+	}
+	a, b := dial(), dial()
+	if err := send(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(b); err != nil {
+		t.Fatal(err)
+	}
+	third := dial()
+	if err := send(third); err == nil {
+		t.Fatal("a third connection from the same address was served")
+	}
+	third.Close()
+	a.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := dial()
+		err := send(c)
+		c.Close()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a freed slot was never usable: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Close()
+}

@@ -99,8 +99,8 @@ func runSendHL7(ctx context.Context, cfg Config, _ *slog.Logger) error {
 	if len(args) >= 2 && args[0] == "-addr" {
 		addr, args = args[1], args[2:]
 	}
-	if len(args) == 0 {
-		return errors.New("usage: carebook send-hl7 [-addr host:port] FILE...")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		return errors.New("usage: carebook send-hl7 [-addr host:port] FILE... (prints AA, AE or AR per message; exits 1 unless every message is AA)")
 	}
 	c, err := mllp.Dial(ctx, addr)
 	if err != nil {
