@@ -206,7 +206,7 @@ Carebook is running (Ctrl-C stops it).
 
 Demo tenant %[6]q (%[7]s); every password is %[8]s
 `, apiURL, cfg.TemporalUIURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.DataDir, n.Tenant.Slug, n.Tenant.Name, demo.Password, payNote,
-		cfg.MLLPAddr, demo.LabKey)
+		cfg.MLLPAddr, demo.LabKeyFor(n.Tenant.Slug))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, l := range demo.Logins(n.Tenant.Slug) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", l.Role, l.Email, l.Note)
