@@ -437,17 +437,9 @@ func (s *Server) getAppointment(c *gin.Context) error {
 // caller's appointments, by start, at most 200.
 func (s *Server) listAppointments(c *gin.Context) error {
 	p := principal(c)
-	var from, to time.Time
-	var err error
-	if v := c.Query("from"); v != "" {
-		if from, err = time.Parse(time.RFC3339, v); err != nil {
-			return badRequest("invalid-parameter", "from must be an RFC 3339 instant.")
-		}
-	}
-	if v := c.Query("to"); v != "" {
-		if to, err = time.Parse(time.RFC3339, v); err != nil {
-			return badRequest("invalid-parameter", "to must be an RFC 3339 instant.")
-		}
+	from, to, err := instantRange(c)
+	if err != nil {
+		return err
 	}
 	status := c.Query("status")
 	if status != "" && !validStatus(status) {
@@ -649,3 +641,19 @@ func deref(s *string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// instantRange reads the optional from and to query parameters, RFC 3339
+// instants; zero when absent.
+func instantRange(c *gin.Context) (from, to time.Time, err error) {
+	if v := c.Query("from"); v != "" {
+		if from, err = time.Parse(time.RFC3339, v); err != nil {
+			return from, to, badRequest("invalid-parameter", "from must be an RFC 3339 instant.")
+		}
+	}
+	if v := c.Query("to"); v != "" {
+		if to, err = time.Parse(time.RFC3339, v); err != nil {
+			return from, to, badRequest("invalid-parameter", "to must be an RFC 3339 instant.")
+		}
+	}
+	return from, to, nil
+}

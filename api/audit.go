@@ -92,17 +92,9 @@ func (s *Server) listAuditEvents(c *gin.Context) error {
 			*dst = &id
 		}
 	}
-	var from, to time.Time
-	var err error
-	if v := c.Query("from"); v != "" {
-		if from, err = time.Parse(time.RFC3339, v); err != nil {
-			return badRequest("invalid-parameter", "from must be an RFC 3339 instant.")
-		}
-	}
-	if v := c.Query("to"); v != "" {
-		if to, err = time.Parse(time.RFC3339, v); err != nil {
-			return badRequest("invalid-parameter", "to must be an RFC 3339 instant.")
-		}
+	from, to, err := instantRange(c)
+	if err != nil {
+		return err
 	}
 	var after int64
 	if v := c.Query("after_seq"); v != "" {
