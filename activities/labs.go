@@ -227,7 +227,7 @@ func (l *Labs) LabFile(ctx context.Context, req workflows.LabFileRequest) (workf
 			return fmt.Errorf("load lab settings: %w", err)
 		}
 		for _, r := range msg.Reports {
-			if err := fileReport(tx, tenant, locked, patient, r, settings, now); err != nil {
+			if err := fileReport(tx, tenant, locked, patient, r, msg.SentAt, settings, now); err != nil {
 				return err
 			}
 		}
@@ -247,7 +247,7 @@ func (l *Labs) LabFile(ctx context.Context, req workflows.LabFileRequest) (workf
 	return out, err
 }
 
-func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uuid.UUID, r labs.Report,
+func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uuid.UUID, r labs.Report, sentAt time.Time,
 	settings models.LabSettings, now time.Time) error {
 	// The same report is the same lab's key for the same patient: a key
 	// reused for another patient or by another lab starts a report of its
@@ -284,8 +284,17 @@ func fileReport(tx *gorm.DB, tenant uuid.UUID, msg models.LabMessage, patient uu
 	}
 	// A message issued before the version on file (sent out of order, or
 	// held in the staff queue meanwhile) is kept as history and does not
-	// replace the newer result.
-	stale := hasPrev && !r.IssuedAt.IsZero() && prev.IssuedAt != nil && r.IssuedAt.Before(*prev.IssuedAt)
+	// replace the newer result. Versions are ordered by the time they speak
+	// for: the report's issue time, else the message's, else arrival.
+	asOf := now
+	switch {
+	case !r.IssuedAt.IsZero():
+		asOf = r.IssuedAt.UTC()
+	case !sentAt.IsZero():
+		asOf = sentAt.UTC()
+	}
+	rep.AsOf = asOf
+	stale := hasPrev && asOf.Before(prev.AsOf)
 	if hasPrev {
 		var top int
 		if err := tx.Model(&models.LabReport{}).Where("partner_id = ? AND patient_id = ? AND report_key = ?", msg.PartnerID, patient, r.Key).

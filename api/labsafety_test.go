@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/carebook/carebook/hl7"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 )
@@ -74,6 +75,34 @@ func TestLabFilingNeverMovesResults(t *testing.T) {
 		}
 		// Nothing waits to release the stale version: its workflow ends.
 		st.labResult(t, m.WorkflowID)
+	})
+
+	t.Run("without OBR-22 the message's time orders the versions", func(t *testing.T) {
+		// A correction with no issue time but a message time after the
+		// current version's: it becomes current.
+		undated := freshID("UNDATED")
+		raw := nistVariant(t, undated, "", fieldEdit{"OBR", 22, ""}, fieldEdit{"MSH", 7, "20080825000000-0700"}, fieldEdit{"OBX", 5, "27"})
+		if r := st.postLab("hl7", key, raw); r.Status != http.StatusAccepted {
+			t.Fatalf("undated: %d %s", r.Status, r.Raw)
+		}
+		current := st.oneReport(t, st.settled(t, tenant, "hl7v2", undated).ID)
+		isNil(t, "the undated correction's superseded_by", current.SupersededBy)
+		// An old message, issued in January, does not replace it.
+		january := freshID("JANUARY")
+		if r := st.postLab("hl7", key, nistVariant(t, january, "", fieldEdit{"OBR", 22, "200801010000-0700"}, fieldEdit{"OBX", 5, "99"})); r.Status != http.StatusAccepted {
+			t.Fatalf("january: %d %s", r.Status, r.Raw)
+		}
+		old := st.oneReport(t, st.settled(t, tenant, "hl7v2", january).ID)
+		if old.SupersededBy == nil || *old.SupersededBy != current.ID {
+			t.Fatalf("the January message replaced the current version")
+		}
+	})
+
+	t.Run("a facility that is not UTF-8 is refused as bad data, not 'try again'", func(t *testing.T) {
+		res, _ := st.Intake.HL7(t.Context(), nil, "mllp", nistVariant(t, freshID("FAC"), "", fieldEdit{"MSH", 4, "EHR Facility^2.16.840.1.113883.3.72.7.\xe9^HL7"}))
+		if res.Status.String() != "refused" || res.Code != hl7.DataTypeError {
+			t.Fatalf("status %s code %d: %s", res.Status, res.Code, res.Reason)
+		}
 	})
 
 	t.Run("two labs may use the same message ID", func(t *testing.T) {

@@ -177,7 +177,12 @@ func (in *Intake) HL7(ctx context.Context, partner *Partner, transport string, r
 			Cause: &hl7.ParseError{Segment: "MSH", Field: 10, Line: 1, Reason: "MSH-10: the message control ID is empty"}}, m
 	}
 	if partner == nil {
-		p, err := in.PartnerByFacility(ctx, labs.FacilityKey(m.SendingFacility), labs.FacilityKey(m.ReceivingFacility))
+		sending, receiving := labs.FacilityKey(m.SendingFacility), labs.FacilityKey(m.ReceivingFacility)
+		if !cleanText(sending) || !cleanText(receiving) {
+			return Result{Status: Refused, Reason: "MSH-4/MSH-6: the facility is not UTF-8 text or holds control characters",
+				Code: hl7.DataTypeError}, m
+		}
+		p, err := in.PartnerByFacility(ctx, sending, receiving)
 		if errors.Is(err, ErrUnknownPartner) && in.MLLPPartner != nil {
 			p, err = *in.MLLPPartner, nil
 		}
@@ -332,6 +337,12 @@ func (in *Intake) started(ctx context.Context, res Result) Result {
 		return Result{Status: Unavailable, Err: fmt.Errorf("start lab workflow: %w", err)}
 	}
 	return res
+}
+
+// cleanText reports whether s can be stored and compared as text: UTF-8
+// without control characters (empty is fine).
+func cleanText(s string) bool {
+	return s == "" || printable(s)
 }
 
 func printable(s string) bool {

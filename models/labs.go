@@ -90,22 +90,25 @@ type LabMessage struct {
 
 // LabReport is one version of a filed report.
 type LabReport struct {
-	ID                     uuid.UUID `gorm:"type:uuid;primaryKey"`
-	TenantID               uuid.UUID `gorm:"type:uuid"`
-	MessageID              uuid.UUID `gorm:"type:uuid"`
-	PartnerID              uuid.UUID `gorm:"type:uuid"`
-	PatientID              uuid.UUID `gorm:"type:uuid"`
-	ReportKey              string
-	Version                int
-	SupersededBy           *uuid.UUID `gorm:"type:uuid"`
-	Status                 string
-	CodeSystem             string
-	Code                   string
-	Display                string
-	PlacerNumber           string
-	FillerNumber           string
-	EffectiveAt            *time.Time
-	IssuedAt               *time.Time
+	ID           uuid.UUID `gorm:"type:uuid;primaryKey"`
+	TenantID     uuid.UUID `gorm:"type:uuid"`
+	MessageID    uuid.UUID `gorm:"type:uuid"`
+	PartnerID    uuid.UUID `gorm:"type:uuid"`
+	PatientID    uuid.UUID `gorm:"type:uuid"`
+	ReportKey    string
+	Version      int
+	SupersededBy *uuid.UUID `gorm:"type:uuid"`
+	Status       string
+	CodeSystem   string
+	Code         string
+	Display      string
+	PlacerNumber string
+	FillerNumber string
+	EffectiveAt  *time.Time
+	IssuedAt     *time.Time
+	// AsOf orders versions: IssuedAt, else the message's time, else when
+	// the version was filed.
+	AsOf                   time.Time
 	OrderingPractitionerID *uuid.UUID `gorm:"type:uuid"`
 	Severity               string
 	Notes                  string
