@@ -32,7 +32,7 @@ func (s *Server) audit(c *gin.Context, tx *gorm.DB, action, resourceType string,
 // its tenant's audit chain in tx.
 func (s *Server) record(c *gin.Context, tx *gorm.DB, ev models.AuditEvent) error {
 	ev.At, ev.ClientAddr, ev.RequestID = s.Now().UTC(), c.ClientIP(), requestID(c)
-	if err := audit.Append(tx, &ev); err != nil {
+	if err := audit.Append(tx, s.AuditKey, &ev); err != nil {
 		return internal(err)
 	}
 	return nil
@@ -146,7 +146,7 @@ func (s *Server) listAuditEvents(c *gin.Context) error {
 // checked from its first event to its head, as `carebook audit verify`
 // does.
 func (s *Server) verifyAudit(c *gin.Context) error {
-	rep, err := audit.Verify(c.Request.Context(), s.DB, principal(c).TenantID)
+	rep, err := audit.Verify(c.Request.Context(), s.DB, s.AuditKey, principal(c).TenantID)
 	if err != nil {
 		return internal(err)
 	}

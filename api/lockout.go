@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -26,8 +27,11 @@ const (
 )
 
 func (s *Server) lockoutKeys(tenant uuid.UUID, email string) (fails, locked string) {
-	sum := sha256.Sum256([]byte(tenant.String() + "\x00" + email))
-	id := hex.EncodeToString(sum[:16])
+	// Keyed, so that the names in Redis cannot be checked against a
+	// list of e-mails without the server's key.
+	mac := hmac.New(sha256.New, s.AuditKey)
+	mac.Write([]byte(tenant.String() + "\x00" + email))
+	id := hex.EncodeToString(mac.Sum(nil)[:16])
 	return s.RedisPrefix + "login-fails:" + id, s.RedisPrefix + "login-locked:" + id
 }
 

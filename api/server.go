@@ -33,6 +33,9 @@ type Server struct {
 	Tokens   *Tokens
 	// Accounts holds each tenant's payment provider settings.
 	Accounts *accounts.Accounts
+	// AuditKey keys the audit chain's HMAC (and the lockout counters'
+	// names); at least 32 bytes. The database never holds it.
+	AuditKey []byte
 	// Store is the object store of raw lab messages and report PDFs.
 	Store *objstore.Store
 	// Intake receives lab messages posted by lab partners.

@@ -116,6 +116,7 @@ func newStack(t *testing.T) *stack {
 	}
 	srv := &api.Server{
 		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens, Accounts: accts, Store: st.Store, Intake: st.Intake,
+		AuditKey:    []byte("api-test-audit-key-api-test-key!"),
 		Logger:      slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		RedisPrefix: "carebook-test-" + hex.EncodeToString(prefix[:]) + ":",
 		Namespace:   ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",

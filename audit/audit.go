@@ -1,16 +1,19 @@
 // Package audit keeps the audit log tamper-evident. Every event a tenant
 // records is one link of the tenant's hash chain: it carries its number
 // (seq, from 1), the hash of the event before it, and its own hash over
-// both. The application role may only insert and read events, so the chain
-// guards against what that role cannot do anyway and, above all, against
-// someone with more power (a superuser, a restored backup, a hand edit):
-// Verify recomputes every link and the recorded head, and finds an edited,
-// removed or reordered event and a cut-off tail.
+// both. The hash is an HMAC-SHA256 under a key the api holds
+// (CAREBOOK_AUDIT_KEY) and the database does not, so someone with every
+// power over the database (a superuser, a restored backup, a hand edit)
+// who edits, removes or reorders events cannot forge the links again:
+// Verify recomputes every link and the recorded head and finds the edit,
+// and a cut-off tail unless the head was moved back too. (Anchoring the
+// head outside the database, which would catch that, is not done yet.)
 package audit
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -34,7 +37,10 @@ const hashVersion = "carebook-audit-v1"
 // ID (when empty), Seq, PrevHash, Hash, and At (when zero; cut to the
 // microsecond Postgres keeps). Appending locks the tenant's chain head
 // until tx ends, so a tenant's events are chained one at a time.
-func Append(tx *gorm.DB, e *models.AuditEvent) error {
+func Append(tx *gorm.DB, key []byte, e *models.AuditEvent) error {
+	if len(key) < minKey {
+		return errors.New("audit: no key")
+	}
 	if e.TenantID == uuid.Nil {
 		return errors.New("audit: event without a tenant")
 	}
@@ -55,7 +61,7 @@ func Append(tx *gorm.DB, e *models.AuditEvent) error {
 	}
 	e.Seq = head.Seq + 1
 	e.PrevHash = head.Hash
-	e.Hash = Hash(*e)
+	e.Hash = Hash(key, *e)
 	if err := tx.Create(e).Error; err != nil {
 		return fmt.Errorf("audit: insert event: %w", err)
 	}
@@ -66,9 +72,12 @@ func Append(tx *gorm.DB, e *models.AuditEvent) error {
 	return nil
 }
 
-// Hash is the event's link: SHA-256 over a fixed encoding of every field
-// but the hash itself, including the previous link.
-func Hash(e models.AuditEvent) []byte {
+// minKey is the shortest key Append and Verify accept.
+const minKey = 32
+
+// Hash is the event's link: HMAC-SHA256 under key over a fixed encoding of
+// every field but the hash itself, including the previous link.
+func Hash(key []byte, e models.AuditEvent) []byte {
 	opt := func(u *uuid.UUID) string {
 		if u == nil {
 			return ""
@@ -80,8 +89,9 @@ func Hash(e models.AuditEvent) []byte {
 		e.At.UTC().UnixMicro(), opt(e.ActorUser), e.ActorRole, e.Action, e.ResourceType, opt(e.ResourceID),
 		opt(e.PatientID), e.ClientAddr, e.RequestID, e.Reason,
 	})
-	sum := sha256.Sum256(record)
-	return sum[:]
+	mac := hmac.New(sha256.New, key)
+	mac.Write(record)
+	return mac.Sum(nil)
 }
 
 // Break is one place where a chain does not hold.
@@ -107,8 +117,11 @@ const maxBreaks = 20
 // Verify walks the tenant's chain in order and checks every link against
 // the recorded head. db may be the application role's connection; it
 // reads in a tenant transaction.
-func Verify(ctx context.Context, db *gorm.DB, tenant uuid.UUID) (Report, error) {
+func Verify(ctx context.Context, db *gorm.DB, key []byte, tenant uuid.UUID) (Report, error) {
 	rep := Report{TenantID: tenant}
+	if len(key) < minKey {
+		return rep, errors.New("audit: no key")
+	}
 	broken := func(seq int64, why string) {
 		if len(rep.Breaks) < maxBreaks {
 			rep.Breaks = append(rep.Breaks, Break{Seq: seq, Why: why})
@@ -139,7 +152,7 @@ func Verify(ctx context.Context, db *gorm.DB, tenant uuid.UUID) (Report, error) 
 				if !bytes.Equal(e.PrevHash, prev) {
 					broken(e.Seq, "prev_hash is not the hash of the event before it")
 				}
-				if !bytes.Equal(e.Hash, Hash(e)) {
+				if !bytes.Equal(e.Hash, Hash(key, e)) {
 					broken(e.Seq, "the event's fields do not match its hash: it was changed")
 				}
 				want, prev, after = e.Seq+1, e.Hash, e.Seq

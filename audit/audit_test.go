@@ -16,6 +16,9 @@ import (
 	"github.com/carebook/carebook/models/modelstest"
 )
 
+// key is the audit key of these tests.
+var key = []byte("audit-test-key-audit-test-key-!!")
+
 type fixture struct {
 	admin, app *gorm.DB
 	a, b       demo.Network
@@ -53,7 +56,7 @@ func (f fixture) appendN(t *testing.T, n demo.Network, count int) []uuid.UUID {
 	for i := 0; i < count; i++ {
 		e := models.AuditEvent{TenantID: n.Tenant.ID, ActorRole: "doctor", Action: "read", ResourceType: "lab_report",
 			ResourceID: &patient, PatientID: &patient, ClientAddr: "127.0.0.1", RequestID: "req"}
-		err := models.InTenant(context.Background(), f.app, n.Tenant.ID, func(tx *gorm.DB) error { return audit.Append(tx, &e) })
+		err := models.InTenant(context.Background(), f.app, n.Tenant.ID, func(tx *gorm.DB) error { return audit.Append(tx, key, &e) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +67,7 @@ func (f fixture) appendN(t *testing.T, n demo.Network, count int) []uuid.UUID {
 
 func (f fixture) verify(t *testing.T, n demo.Network) audit.Report {
 	t.Helper()
-	rep, err := audit.Verify(context.Background(), f.app, n.Tenant.ID)
+	rep, err := audit.Verify(context.Background(), f.app, key, n.Tenant.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +156,29 @@ func TestVerifyFindsTampering(t *testing.T) {
 				return err
 			}
 			e.ActorRole = "admin"
-			return f.admin.Exec("UPDATE audit_events SET actor_role = 'admin', hash = ? WHERE id = ?", audit.Hash(e), ids[1]).Error
+			return f.admin.Exec("UPDATE audit_events SET actor_role = 'admin', hash = ? WHERE id = ?", audit.Hash(key, e), ids[1]).Error
 		}, 3, "prev_hash"},
+		{"edited and the whole chain and head recomputed without the key", func(f fixture, ids []uuid.UUID) error {
+			// What a superuser who knows the scheme but not the key can do.
+			forged := []byte("a-guess-at-the-key-a-guess-at-it")
+			if err := f.admin.Exec("UPDATE audit_events SET client_addr = '10.0.0.9' WHERE id = ?", ids[2]).Error; err != nil {
+				return err
+			}
+			var rows []models.AuditEvent
+			if err := f.admin.Where("tenant_id = ?", f.a.Tenant.ID).Order("seq").Find(&rows).Error; err != nil {
+				return err
+			}
+			prev := []byte{}
+			for _, e := range rows {
+				e.PrevHash = prev
+				e.Hash = audit.Hash(forged, e)
+				if err := f.admin.Exec("UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?", e.PrevHash, e.Hash, e.ID).Error; err != nil {
+					return err
+				}
+				prev = e.Hash
+			}
+			return f.admin.Exec("UPDATE audit_heads SET hash = ? WHERE tenant_id = ?", prev, f.a.Tenant.ID).Error
+		}, 1, "changed"},
 		{"removed event", func(f fixture, ids []uuid.UUID) error {
 			return f.admin.Exec("DELETE FROM audit_events WHERE id = ?", ids[2]).Error
 		}, 4, "missing"},

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/carebook/carebook/audit"
 	"github.com/carebook/carebook/models"
@@ -19,6 +22,15 @@ func runAudit(ctx context.Context, cfg Config, _ *slog.Logger) error {
 	args := os.Args[2:]
 	if len(args) == 0 || args[0] != "verify" {
 		return errors.New("usage: carebook audit verify [TENANT-SLUG...]")
+	}
+	if len(cfg.AuditKey) == 0 {
+		// The key dev keeps, when this runs beside a dev.
+		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "audit.key")); err == nil {
+			cfg.AuditKey, _ = hex.DecodeString(strings.TrimSpace(string(b)))
+		}
+	}
+	if len(cfg.AuditKey) == 0 {
+		return errors.New("CAREBOOK_AUDIT_KEY is required (the api's key; dev keeps it in CAREBOOK_DATA_DIR/audit.key)")
 	}
 	db, err := openApp(ctx, cfg)
 	if err != nil {
@@ -38,7 +50,7 @@ func runAudit(ctx context.Context, cfg Config, _ *slog.Logger) error {
 	}
 	broken := 0
 	for _, t := range tenants {
-		rep, err := audit.Verify(ctx, db, t.ID)
+		rep, err := audit.Verify(ctx, db, cfg.AuditKey, t.ID)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ type Config struct {
 	TemporalUIURL     string   // CAREBOOK_TEMPORAL_UI_URL: for deep links from the api
 	HTTPAddr          string   // CAREBOOK_HTTP_ADDR: where the api listens
 	JWTKey            []byte   // CAREBOOK_JWT_KEY: hex, at least 32 bytes; dev makes one
+	AuditKey          []byte   // CAREBOOK_AUDIT_KEY: hex, at least 32 bytes; keys the audit chain's HMAC; dev makes one
 	DataDir           string   // CAREBOOK_DATA_DIR: dev's Temporal SQLite file and signing key
 	TemporalPort      int      // CAREBOOK_TEMPORAL_PORT: dev's embedded frontend
 	TemporalUIPort    int      // CAREBOOK_TEMPORAL_UI_PORT: dev's embedded web UI
@@ -103,6 +104,11 @@ func FromEnv() (Config, error) {
 	if v := os.Getenv("CAREBOOK_SECRETS_KEY"); v != "" {
 		if c.SecretsKey, err = hex.DecodeString(v); err != nil || len(c.SecretsKey) != 32 {
 			return c, fmt.Errorf("CAREBOOK_SECRETS_KEY must be 32 bytes in hex (64 hex digits)")
+		}
+	}
+	if v := os.Getenv("CAREBOOK_AUDIT_KEY"); v != "" {
+		if c.AuditKey, err = hex.DecodeString(v); err != nil || len(c.AuditKey) < 32 {
+			return c, fmt.Errorf("CAREBOOK_AUDIT_KEY must be at least 32 bytes in hex (64 hex digits)")
 		}
 	}
 	if v := os.Getenv("CAREBOOK_JWT_KEY"); v != "" {

@@ -60,6 +60,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.MLLPPartner == "" && network.Tenant.Slug == "demo" {
 		cfg.MLLPPartner = demo.LabKeyID
 	}
+	if cfg.AuditKey, err = devKey(cfg, cfg.AuditKey, "audit.key"); err != nil {
+		return err
+	}
 	if cfg.JWTKey, err = devKey(cfg, cfg.JWTKey, "jwt.key"); err != nil {
 		return err
 	}

@@ -133,6 +133,9 @@ func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *acco
 
 // runAPI serves the REST API until ctx ends.
 func runAPI(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if len(cfg.AuditKey) == 0 {
+		return errors.New("CAREBOOK_AUDIT_KEY is required for carebook api (64 hex digits; carebook dev makes its own)")
+	}
 	if len(cfg.JWTKey) == 0 {
 		return errors.New("CAREBOOK_JWT_KEY is required for carebook api (64 hex digits; carebook dev makes its own)")
 	}
@@ -200,7 +203,7 @@ func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slo
 		return err
 	}
 	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts, Store: store, Intake: in,
-		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSOrigins,
+		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSOrigins, AuditKey: cfg.AuditKey,
 		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
 	h, err := s.Router()
 	if err != nil {
