@@ -27,7 +27,7 @@ func TestLabResumeStartsOrphanedMessages(t *testing.T) {
 	record := func(messageID string, age time.Duration) uuid.UUID {
 		row := models.LabMessage{
 			ID: uuid.New(), TenantID: tenant, PartnerID: st.Demo.LabPartners[0].ID, Format: "hl7v2", Transport: "mllp",
-			MessageID: messageID, RawKey: obj.Key, RawSHA256: obj.SHA256, Size: len(raw),
+			MessageID: messageID, RawKey: obj.Key, ContentSHA256: obj.SHA256, Size: len(raw),
 			WorkflowID: workflows.LabWorkflowID(tenant.String(), st.Demo.LabPartners[0].ID.String(), "hl7v2", messageID),
 			Status:     models.LabReceived, ReceivedAt: time.Now().Add(-age),
 		}

@@ -347,12 +347,12 @@ func timeIs(t *testing.T, name string, got *time.Time, want time.Time) {
 // became of it: who sent it, how, and the raw bytes kept as sent.
 func (st *stack) checkReceived(t *testing.T, m models.LabMessage, partner uuid.UUID, format, transport string, raw []byte) {
 	t.Helper()
-	sum := sha256.Sum256(raw)
+	sum := sha256.Sum256(bytes.TrimRight(raw, " \t\r\n"))
 	eqf(t, "partner", m.PartnerID, partner)
 	eqf(t, "format", m.Format, format)
 	eqf(t, "transport", m.Transport, transport)
 	eqf(t, "size", m.Size, len(raw))
-	eqf(t, "raw_sha256", m.RawSHA256, hex.EncodeToString(sum[:]))
+	eqf(t, "content_sha256", m.ContentSHA256, hex.EncodeToString(sum[:]))
 	eqf(t, "workflow_id", m.WorkflowID, workflows.LabWorkflowID(m.TenantID.String(), m.PartnerID.String(), format, m.MessageID))
 	stored, err := st.Store.Get(context.Background(), m.TenantID, m.RawKey)
 	if err != nil {

@@ -105,6 +105,17 @@ func TestLabFilingNeverMovesResults(t *testing.T) {
 		}
 	})
 
+	t.Run("a resend that differs only in trailing line ends is a resend", func(t *testing.T) {
+		id := freshID("TRAIL")
+		raw := nistVariant(t, id, "F-TRAIL")
+		if r := st.postLab("hl7", key, append(append([]byte{}, raw...), "\r\n\r\n"...)); r.Status != http.StatusAccepted {
+			t.Fatalf("first: %d %s", r.Status, r.Raw)
+		}
+		if r := st.postLab("hl7", key, raw); r.Status != http.StatusAccepted || r.Body["duplicate"] != true {
+			t.Fatalf("resend without the line ends: %d %s", r.Status, r.Raw)
+		}
+	})
+
 	t.Run("two labs may use the same message ID", func(t *testing.T) {
 		id := freshID("SHARED")
 		if r := st.postLab("hl7", key, nistVariant(t, id, "F-ONE")); r.Status != http.StatusAccepted {

@@ -7,6 +7,7 @@
 package intake
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -239,7 +240,10 @@ func (in *Intake) receive(ctx context.Context, p Partner, format labs.Format, tr
 		return Result{Status: Refused, Reason: "the message ID is longer than 200 characters, is not UTF-8 text or holds control characters",
 			Code: hl7.DataTypeError}
 	}
-	sum := sha256.Sum256(raw)
+	// Resends are recognised by their content, trailing line ends and
+	// blanks aside: a file sent over HTTP and the same message framed for
+	// MLLP differ only there. The stored object keeps the bytes as sent.
+	sum := sha256.Sum256(bytes.TrimRight(raw, " \t\r\n"))
 	digest := hex.EncodeToString(sum[:])
 
 	if res, found := in.existing(ctx, p, format, messageID, digest); found {
@@ -254,18 +258,18 @@ func (in *Intake) receive(ctx context.Context, p Partner, format labs.Format, tr
 		return Result{Status: Unavailable, Err: fmt.Errorf("store raw message: %w", err)}
 	}
 	row := models.LabMessage{
-		ID:         uuid.New(),
-		TenantID:   p.TenantID,
-		PartnerID:  p.ID,
-		Format:     string(format),
-		Transport:  transport,
-		MessageID:  messageID,
-		RawKey:     obj.Key,
-		RawSHA256:  digest,
-		Size:       len(raw),
-		WorkflowID: workflows.LabWorkflowID(p.TenantID.String(), p.ID.String(), string(format), messageID),
-		Status:     models.LabReceived,
-		ReceivedAt: time.Now().UTC(),
+		ID:            uuid.New(),
+		TenantID:      p.TenantID,
+		PartnerID:     p.ID,
+		Format:        string(format),
+		Transport:     transport,
+		MessageID:     messageID,
+		RawKey:        obj.Key,
+		ContentSHA256: digest,
+		Size:          len(raw),
+		WorkflowID:    workflows.LabWorkflowID(p.TenantID.String(), p.ID.String(), string(format), messageID),
+		Status:        models.LabReceived,
+		ReceivedAt:    time.Now().UTC(),
 	}
 	var inserted bool
 	err = models.InTenant(ctx, in.DB, p.TenantID, func(tx *gorm.DB) error {
@@ -311,7 +315,7 @@ func (in *Intake) existing(ctx context.Context, p Partner, format labs.Format, m
 	if err != nil {
 		return Result{Status: Unavailable, Err: fmt.Errorf("look up message: %w", err)}, true
 	}
-	if row.RawSHA256 != digest {
+	if row.ContentSHA256 != digest {
 		return Result{Status: Refused, Reason: "the message ID was already used for a different message",
 			Code: hl7.DuplicateKey}, true
 	}

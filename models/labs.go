@@ -68,24 +68,24 @@ const (
 // LabMessage is one message as received; its bytes are in the object store
 // at RawKey.
 type LabMessage struct {
-	ID          uuid.UUID `gorm:"type:uuid;primaryKey"`
-	TenantID    uuid.UUID `gorm:"type:uuid"`
-	PartnerID   uuid.UUID `gorm:"type:uuid"`
-	Format      string
-	Transport   string
-	MessageID   string
-	RawKey      string
-	RawSHA256   string `gorm:"column:raw_sha256"`
-	Size        int
-	WorkflowID  string
-	Status      string
-	Reason      string
-	Match       string
-	PatientID   *uuid.UUID `gorm:"type:uuid"`
-	ResolvedBy  *uuid.UUID `gorm:"type:uuid"`
-	ResolvedAt  *time.Time
-	ReceivedAt  time.Time
-	ProcessedAt *time.Time
+	ID            uuid.UUID `gorm:"type:uuid;primaryKey"`
+	TenantID      uuid.UUID `gorm:"type:uuid"`
+	PartnerID     uuid.UUID `gorm:"type:uuid"`
+	Format        string
+	Transport     string
+	MessageID     string
+	RawKey        string
+	ContentSHA256 string `gorm:"column:content_sha256"`
+	Size          int
+	WorkflowID    string
+	Status        string
+	Reason        string
+	Match         string
+	PatientID     *uuid.UUID `gorm:"type:uuid"`
+	ResolvedBy    *uuid.UUID `gorm:"type:uuid"`
+	ResolvedAt    *time.Time
+	ReceivedAt    time.Time
+	ProcessedAt   *time.Time
 }
 
 // LabReport is one version of a filed report.

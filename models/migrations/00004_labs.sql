@@ -75,7 +75,9 @@ CREATE TABLE lab_messages (
     transport     text NOT NULL CHECK (transport IN ('mllp', 'http')),
     message_id    text NOT NULL CHECK (message_id <> ''),
     raw_key       text NOT NULL,
-    raw_sha256    text NOT NULL,
+    -- SHA-256 of the message, trailing line ends and blanks aside: how a
+    -- resend is told from a different message under the same ID.
+    content_sha256 text NOT NULL,
     size          integer NOT NULL,
     workflow_id   text NOT NULL,
     status        text NOT NULL DEFAULT 'received'
