@@ -44,6 +44,11 @@ func (s *Server) authenticate(c *gin.Context) error {
 		u.Err = err
 		return u
 	}
+	if gone, err := s.revoked(c.Request.Context(), p); err != nil {
+		return unavailable(err)
+	} else if gone {
+		return unauthorized("You logged out everywhere; log in again.")
+	}
 	c.Set(principalKey, p)
 	if err := s.rateLimit(c, "user:"+p.UserID.String(), s.UserRate, "Too many requests from your account; wait and try again."); err != nil {
 		return err
@@ -94,11 +99,12 @@ type loginRequest struct {
 }
 
 type tokenResponse struct {
-	AccessToken string    `json:"access_token"`
-	TokenType   string    `json:"token_type"`
-	ExpiresIn   int       `json:"expires_in"`
-	ExpiresAt   time.Time `json:"expires_at"`
-	User        userView  `json:"user"`
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type"`
+	ExpiresIn    int       `json:"expires_in"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	User         userView  `json:"user"`
 }
 
 type userView struct {
@@ -264,6 +270,16 @@ func (s *Server) throttle(c *gin.Context, class string, limit int64) error {
 }
 
 func (s *Server) respondToken(c *gin.Context, status int, u models.User) error {
+	refresh, err := s.openSession(c.Request.Context(), u)
+	if err != nil {
+		return unavailable(err)
+	}
+	return s.respondTokens(c, status, u, refresh)
+}
+
+// respondTokens answers an access token for u, with refresh (when not
+// empty) as its session's refresh token.
+func (s *Server) respondTokens(c *gin.Context, status int, u models.User, refresh string) error {
 	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role}
 	if u.PatientID != nil {
 		p.PatientID = *u.PatientID
@@ -279,11 +295,12 @@ func (s *Server) respondToken(c *gin.Context, status int, u models.User) error {
 		return internal(err)
 	}
 	c.JSON(status, tokenResponse{
-		AccessToken: token,
-		TokenType:   "Bearer",
-		ExpiresIn:   int(AccessTTL.Seconds()),
-		ExpiresAt:   exp.UTC(),
-		User:        viewUser(u),
+		AccessToken:  token,
+		TokenType:    "Bearer",
+		ExpiresIn:    int(AccessTTL.Seconds()),
+		ExpiresAt:    exp.UTC(),
+		RefreshToken: refresh,
+		User:         viewUser(u),
 	})
 	return nil
 }

@@ -25,6 +25,8 @@ type Principal struct {
 	PatientID      uuid.UUID // set for patients
 	PractitionerID uuid.UUID // set for doctors
 	FacilityID     uuid.UUID // set for staff
+	// IssuedAt is when the access token was issued.
+	IssuedAt time.Time
 }
 
 type claims struct {
@@ -34,6 +36,9 @@ type claims struct {
 	Patient      string `json:"pat,omitempty"`
 	Practitioner string `json:"prac,omitempty"`
 	Facility     string `json:"fac,omitempty"`
+	// IssuedMs is iat in milliseconds: "log out everywhere" must tell a
+	// token issued just before it from one issued just after.
+	IssuedMs int64 `json:"iat_ms,omitempty"`
 }
 
 // Tokens signs and verifies access tokens with HMAC-SHA256.
@@ -65,8 +70,9 @@ func (t *Tokens) Issue(p Principal) (string, time.Time, error) {
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        uuid.NewString(),
 		},
-		Tenant: p.TenantID.String(),
-		Role:   string(p.Role),
+		Tenant:   p.TenantID.String(),
+		Role:     string(p.Role),
+		IssuedMs: now.UnixMilli(),
 	}
 	if p.PatientID != uuid.Nil {
 		c.Patient = p.PatientID.String()
@@ -109,6 +115,7 @@ func (t *Tokens) Verify(token string) (Principal, error) {
 	p.PatientID = parseOptional(c.Patient)
 	p.PractitionerID = parseOptional(c.Practitioner)
 	p.FacilityID = parseOptional(c.Facility)
+	p.IssuedAt = time.UnixMilli(c.IssuedMs)
 	return p, nil
 }
 
