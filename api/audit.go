@@ -14,10 +14,6 @@ import (
 	"github.com/carebook/carebook/models"
 )
 
-// roleAudit may read the audit log: the tenant's admins (its privacy
-// officer and auditors log in as admins).
-var roleAudit = []models.Role{models.RoleAdmin}
-
 // audit records a read or change of patient data in the same transaction
 // as the read, so there is no read without its record.
 func (s *Server) audit(c *gin.Context, tx *gorm.DB, action, resourceType string, resourceID, patientID *uuid.UUID, reason string) error {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,16 +15,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/models"
-)
-
-// The roles allowed on each guarded route. Reads are open to every role and
-// narrowed per row by visibility (see appointments.go).
-var (
-	roleBook       = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
-	roleCancel     = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
-	roleReschedule = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
-	roleCheckIn    = []models.Role{models.RoleStaff, models.RoleAdmin}
-	roleSchedule   = []models.Role{models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
 )
 
 const principalKey = "principal"
@@ -65,16 +54,6 @@ func unauthorized(detail string) *Problem {
 func principal(c *gin.Context) Principal {
 	p, _ := c.Get(principalKey)
 	return p.(Principal)
-}
-
-// allow wraps h so that only the given roles reach it.
-func allow(h handler, roles ...models.Role) handler {
-	return func(c *gin.Context) error {
-		if !slices.Contains(roles, principal(c).Role) {
-			return forbidden()
-		}
-		return h(c)
-	}
 }
 
 // inTenant runs fn in the caller's tenant transaction.

@@ -25,11 +25,6 @@ import (
 	"github.com/carebook/carebook/workflows"
 )
 
-// roleBilling may read payments and move money back: billing staff and the
-// tenant's admins. Everyone else is refused with 403 before any row is
-// read, so a patient cannot even learn whether a payment ID exists.
-var roleBilling = []models.Role{models.RoleBilling, models.RoleAdmin}
-
 // Limits of the billing lists. A page of payments is what a person scans;
 // the date ranges bound the sums Postgres does for one request.
 const (

@@ -18,17 +18,6 @@ import (
 	"github.com/carebook/carebook/workflows"
 )
 
-// Who may do what with lab results. Every role but billing reads results,
-// narrowed per row by labVisible; doctors review and release; staff work
-// the unmatched queue and read the raw message.
-var (
-	roleLabRead    = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
-	roleLabReview  = []models.Role{models.RoleDoctor}
-	roleLabRelease = []models.Role{models.RoleDoctor, models.RoleAdmin}
-	roleLabRaw     = []models.Role{models.RoleStaff, models.RoleAdmin}
-	roleLabQueue   = []models.Role{models.RoleStaff, models.RoleAdmin}
-)
-
 // pdfLinkTTL is how long a presigned PDF link works: long enough to start
 // the download, short enough that a forwarded link is soon useless.
 const pdfLinkTTL = 5 * time.Minute

@@ -1,0 +1,114 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/carebook/carebook/models"
+)
+
+// The permission matrix: which roles may use each signed-in route. It is
+// the only place roles are checked (authorize, in front of every such
+// route); what a permitted role then sees is narrowed per row (patients
+// their own, doctors their patients, staff their facility; see
+// appointments.go and labs.go), and row security keeps every query inside
+// the caller's tenant. The README's table is this matrix, and a test holds
+// the two together.
+var (
+	roleEveryone = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleBilling, models.RoleAdmin}
+
+	// Appointments: patients book and move their own, the desk anyone's;
+	// doctors may cancel (a sick day), not book.
+	roleBook       = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+	roleCancel     = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+	roleReschedule = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+	roleCheckIn    = []models.Role{models.RoleStaff, models.RoleAdmin}
+	roleSchedule   = []models.Role{models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+
+	// Money: billing staff and the tenant's admins. Everyone else is
+	// refused before any row is read, so a patient cannot even learn
+	// whether a payment ID exists.
+	roleBilling = []models.Role{models.RoleBilling, models.RoleAdmin}
+
+	// The audit log: the tenant's admins (its privacy officer and
+	// auditors log in as admins).
+	roleAudit = []models.Role{models.RoleAdmin}
+
+	// Lab results: every role but billing reads them (narrowed per row);
+	// doctors review; doctors and admins release; staff read the raw
+	// message and work the unmatched queue.
+	roleLabRead    = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+	roleLabReview  = []models.Role{models.RoleDoctor}
+	roleLabRelease = []models.Role{models.RoleDoctor, models.RoleAdmin}
+	roleLabRaw     = []models.Role{models.RoleStaff, models.RoleAdmin}
+	roleLabQueue   = []models.Role{models.RoleStaff, models.RoleAdmin}
+)
+
+// permissions maps "METHOD /route/pattern" to the roles that may use it.
+var permissions = map[string][]models.Role{
+	"GET /v1/me":                           roleEveryone,
+	"POST /v1/auth/logout":                 roleEveryone,
+	"POST /v1/auth/logout-all":             roleEveryone,
+	"GET /v1/facilities":                   roleEveryone,
+	"GET /v1/specialties":                  roleEveryone,
+	"GET /v1/practitioners":                roleEveryone,
+	"GET /v1/appointment-types":            roleEveryone,
+	"GET /v1/practitioners/:id/slots":      roleEveryone,
+	"GET /v1/slots":                        roleEveryone,
+	"POST /v1/appointments":                roleBook,
+	"GET /v1/appointments":                 roleEveryone,
+	"GET /v1/appointments/:id":             roleEveryone,
+	"POST /v1/appointments/:id/cancel":     roleCancel,
+	"POST /v1/appointments/:id/reschedule": roleReschedule,
+	"POST /v1/appointments/:id/check-in":   roleCheckIn,
+	"GET /v1/schedule":                     roleSchedule,
+	"GET /v1/payments":                     roleBilling,
+	"GET /v1/payments/:id":                 roleBilling,
+	"POST /v1/payments/:id/refund":         roleBilling,
+	"GET /v1/billing/daily-totals":         roleBilling,
+	"POST /v1/billing/settlements":         roleBilling,
+	"GET /v1/billing/settlements":          roleBilling,
+	"GET /v1/billing/settlements/:day":     roleBilling,
+	"GET /v1/discrepancies":                roleBilling,
+	"POST /v1/discrepancies/:id/resolve":   roleBilling,
+	"GET /v1/audit-events":                 roleAudit,
+	"GET /v1/audit-events/verify":          roleAudit,
+	"GET /v1/lab-results":                  roleLabRead,
+	"GET /v1/lab-results/:id":              roleLabRead,
+	"GET /v1/lab-results/:id/trend":        roleLabRead,
+	"GET /v1/lab-results/:id/pdf":          roleLabRead,
+	"GET /v1/lab-results/:id/raw":          roleLabRaw,
+	"POST /v1/lab-results/:id/review":      roleLabReview,
+	"POST /v1/lab-results/:id/release":     roleLabRelease,
+	"GET /v1/lab-messages":                 roleLabQueue,
+	"GET /v1/lab-messages/:id":             roleLabQueue,
+	"GET /v1/lab-messages/:id/raw":         roleLabQueue,
+	"POST /v1/lab-messages/:id/assign":     roleLabQueue,
+	"POST /v1/lab-messages/:id/dismiss":    roleLabQueue,
+}
+
+// Permissions returns a copy of the matrix, for documentation and tests.
+func Permissions() map[string][]models.Role {
+	out := make(map[string][]models.Role, len(permissions))
+	for k, v := range permissions {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// authorize lets the caller's role through to the route, or answers 403.
+// A signed-in route missing from the matrix is a bug: it answers 500
+// rather than guess.
+func authorize(c *gin.Context) error {
+	roles, ok := permissions[c.Request.Method+" "+c.FullPath()]
+	if !ok {
+		return internal(fmt.Errorf("route %s %s is not in the permission matrix", c.Request.Method, c.FullPath()))
+	}
+	if !slices.Contains(roles, principal(c).Role) {
+		return forbidden()
+	}
+	c.Next()
+	return nil
+}
