@@ -250,7 +250,29 @@ func (a *Appointments) EnqueueNotification(ctx context.Context, n workflows.Noti
 		row.AppointmentID = &appt
 	}
 	err = models.InTenant(ctx, a.DB, tenant, func(tx *gorm.DB) error {
-		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+			return err
+		}
+		if n.Template != workflows.TemplateReminder || row.AppointmentID == nil {
+			return nil
+		}
+		// A reminder also goes by SMS when the patient consents to that
+		// now: the consent is read when the reminder falls due, so a
+		// withdrawal stops every reminder after it.
+		var patient []uuid.UUID
+		if err := tx.Model(&models.Appointment{}).Where("id = ?", *row.AppointmentID).Pluck("patient_id", &patient).Error; err != nil {
+			return err
+		}
+		if len(patient) != 1 {
+			return nil
+		}
+		ok, err := models.Consents(tx, patient[0], models.PurposeSMSReminders)
+		if err != nil || !ok {
+			return err
+		}
+		sms := row
+		sms.ID, sms.DedupeKey, sms.Channel = uuid.New(), n.DedupeKey+":sms", models.ChannelSMS
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&sms).Error
 	})
 	if err != nil {
 		return fmt.Errorf("enqueue notification: %w", err)

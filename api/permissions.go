@@ -32,6 +32,10 @@ var (
 	// whether a payment ID exists.
 	roleBilling = []models.Role{models.RoleBilling, models.RoleAdmin}
 
+	// Consent: patients record and read their own; staff and admins record
+	// what a patient said at the desk and read it.
+	roleConsent = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+
 	// The audit log: the tenant's admins (its privacy officer and
 	// auditors log in as admins).
 	roleAudit = []models.Role{models.RoleAdmin}
@@ -73,6 +77,9 @@ var permissions = map[string][]models.Role{
 	"GET /v1/billing/settlements/:day":     roleBilling,
 	"GET /v1/discrepancies":                roleBilling,
 	"POST /v1/discrepancies/:id/resolve":   roleBilling,
+	"GET /v1/notices":                      roleEveryone,
+	"GET /v1/consents":                     roleConsent,
+	"POST /v1/consents":                    roleConsent,
 	"GET /v1/audit-events":                 roleAudit,
 	"GET /v1/audit-events/verify":          roleAudit,
 	"GET /v1/lab-results":                  roleLabRead,

@@ -84,6 +84,7 @@ func Seed(ctx context.Context, db *gorm.DB, o Options) (Network, error) {
 		steps := []any{&n.Tenant, &n.Facilities, &n.Specialties, &n.Practitioners, roles(o.Slug, n), &n.Types,
 			rules(o, n), &n.Patients, users(o.Slug, n, hash)}
 		steps = append(steps, labs(n)...)
+		steps = append(steps, notices(n))
 		for _, rows := range steps {
 			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(rows).Error; err != nil {
 				return err
@@ -289,4 +290,26 @@ func Logins(slug string) []Login {
 		Login{"billing" + d, models.RoleBilling, "billing"},
 		Login{"admin" + d, models.RoleAdmin, "tenant admin"},
 	)
+}
+
+// notices seeds version 1 of the privacy notice and the KVKK clarification
+// text in Turkish and English. The texts are placeholders that say what
+// the real ones must cover; a clinic network publishes its own.
+func notices(n Network) *[]models.Notice {
+	t, slug := n.Tenant.ID, n.Tenant.Slug
+	text := map[string][2]string{
+		"privacy/en":       {"Privacy notice", "How " + n.Tenant.Name + " processes your personal and health data, for which purposes, on which legal grounds, for how long, with whom it is shared, and how to exercise your rights (access, correction, erasure, objection, portability)."},
+		"privacy/tr":       {"Gizlilik bildirimi", n.Tenant.Name + " kişisel ve sağlık verilerinizi hangi amaçlarla, hangi hukuki sebeplere dayanarak, ne kadar süreyle işlediği, kimlerle paylaştığı ve haklarınızı nasıl kullanabileceğiniz."},
+		"clarification/en": {"Clarification text (KVKK art. 10)", "The data controller, the purposes of processing, to whom and why data may be transferred, how it is collected and on which legal ground, and your rights under article 11 of KVKK."},
+		"clarification/tr": {"Aydınlatma metni (KVKK md. 10)", "Veri sorumlusunun kimliği, kişisel verilerin hangi amaçla işleneceği, kimlere ve hangi amaçla aktarılabileceği, toplama yöntemi ve hukuki sebebi ile KVKK'nın 11. maddesinde sayılan haklarınız."},
+	}
+	var out []models.Notice
+	for _, kind := range []string{"privacy", "clarification"} {
+		for _, lang := range []string{"en", "tr"} {
+			tt := text[kind+"/"+lang]
+			out = append(out, models.Notice{ID: id(slug, "notice", kind+"/"+lang+"/1"), TenantID: t, Kind: kind, Language: lang,
+				Version: 1, Title: tt[0], Body: tt[1], PublishedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+		}
+	}
+	return &out
 }
