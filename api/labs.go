@@ -27,7 +27,8 @@ const pdfLinkTTL = 5 * time.Minute
 // ordered, results nobody is named for, and those of patients they have
 // seen or will see (a booked, attended or missed visit; a cancelled or
 // held one grants nothing, or a patient could open their record to any
-// doctor by booking and cancelling); staff and admins the tenant's (RLS has cut it to the
+// doctor by booking and cancelling), and those they opened by break-glass
+// while the grant lasts; staff and admins the tenant's (RLS has cut it to the
 // tenant already).
 func labVisible(p Principal) func(*gorm.DB) *gorm.DB {
 	return func(q *gorm.DB) *gorm.DB {
@@ -37,8 +38,10 @@ func labVisible(p Principal) func(*gorm.DB) *gorm.DB {
 		case models.RoleDoctor:
 			return q.Where("(r.ordering_practitioner_id = ? OR r.ordering_practitioner_id IS NULL OR EXISTS "+
 				"(SELECT 1 FROM appointments a WHERE a.patient_id = r.patient_id AND a.practitioner_id = ? "+
-				"AND a.status IN ('booked', 'arrived', 'fulfilled', 'noshow')))",
-				p.PractitionerID, p.PractitionerID)
+				"AND a.status IN ('booked', 'arrived', 'fulfilled', 'noshow')) "+
+				"OR EXISTS (SELECT 1 FROM break_glass_grants g WHERE g.patient_id = r.patient_id AND g.practitioner_id = ? "+
+				"AND g.expires_at > now()))",
+				p.PractitionerID, p.PractitionerID, p.PractitionerID)
 		case models.RoleStaff, models.RoleAdmin:
 			return q
 		}

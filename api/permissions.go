@@ -36,6 +36,10 @@ var (
 	// what a patient said at the desk and read it.
 	roleConsent = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 
+	// Break-glass: doctors open a record in an emergency; admins (the
+	// privacy officer) review every such access.
+	roleBreakGlass = []models.Role{models.RoleDoctor}
+
 	// The audit log: the tenant's admins (its privacy officer and
 	// auditors log in as admins).
 	roleAudit = []models.Role{models.RoleAdmin}
@@ -77,6 +81,9 @@ var permissions = map[string][]models.Role{
 	"GET /v1/billing/settlements/:day":     roleBilling,
 	"GET /v1/discrepancies":                roleBilling,
 	"POST /v1/discrepancies/:id/resolve":   roleBilling,
+	"POST /v1/break-glass":                 roleBreakGlass,
+	"GET /v1/break-glass":                  roleAudit,
+	"POST /v1/break-glass/:id/review":      roleAudit,
 	"GET /v1/notices":                      roleEveryone,
 	"GET /v1/consents":                     roleConsent,
 	"POST /v1/consents":                    roleConsent,

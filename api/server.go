@@ -70,6 +70,9 @@ type Server struct {
 	// CORSOrigins are the web and mobile apps' origins (scheme, host and
 	// port) allowed to call the API from a browser; empty allows none.
 	CORSOrigins []string
+	// BreakGlassTTL is how long a doctor's emergency access lasts; zero
+	// means 30 minutes.
+	BreakGlassTTL time.Duration
 }
 
 // Router returns the HTTP handler with every route. This is the one list of
@@ -155,6 +158,9 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/billing/settlements/:day", s.handle(s.getSettlement))
 	authed.GET("/discrepancies", s.handle(s.listDiscrepancies))
 	authed.POST("/discrepancies/:id/resolve", s.handle(s.resolveDiscrepancy))
+	authed.POST("/break-glass", s.handle(s.breakGlass))
+	authed.GET("/break-glass", s.handle(s.listBreakGlass))
+	authed.POST("/break-glass/:id/review", s.handle(s.reviewBreakGlass))
 	authed.GET("/notices", s.handle(s.listNotices))
 	authed.GET("/consents", s.handle(s.listConsents))
 	authed.POST("/consents", s.handle(s.recordConsent))
