@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -52,8 +53,8 @@ func (s *Server) breakGlass(c *gin.Context) error {
 		return err
 	}
 	reason := strings.TrimSpace(req.Reason)
-	if utf8.RuneCountInString(reason) < 10 || utf8.RuneCountInString(reason) > 1000 {
-		return invalid("reason-required", "State the emergency in 10 to 1000 characters.")
+	if !readableReason(reason) {
+		return invalid("reason-required", "State the emergency in words: 10 to 1000 characters, at least 10 of them letters or digits, no control or invisible characters.")
 	}
 	patient, err := uuid.Parse(req.PatientID)
 	if err != nil {
@@ -168,4 +169,24 @@ func (s *Server) reviewBreakGlass(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, viewBreakGlass(g))
 	return nil
+}
+
+// readableReason reports whether a reason is one a reviewer can read: at
+// most 1000 characters, at least ten letters or digits, and nothing
+// invisible or controlling (zero-width characters, direction overrides,
+// control characters, line breaks).
+func readableReason(s string) bool {
+	if utf8.RuneCountInString(s) > 1000 {
+		return false
+	}
+	words := 0
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			words++
+		}
+	}
+	return words >= 10
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,8 +25,10 @@ func TestBreakGlass(t *testing.T) {
 	if r := st.do("GET", path, kaya, nil); r.Status != http.StatusNotFound {
 		t.Fatalf("before break-glass: %d", r.Status)
 	}
-	if r := st.do("POST", "/v1/break-glass", kaya, map[string]string{"patient_id": st.philip().String(), "reason": "short"}); r.Status != http.StatusUnprocessableEntity {
-		t.Fatalf("a reason too short: %d", r.Status)
+	for _, bad := range []string{"short", strings.Repeat("\u200b", 11), "a" + strings.Repeat("\n", 10) + "b", "\u202eabcdefghijkl", strings.Repeat("\a", 11)} {
+		if r := st.do("POST", "/v1/break-glass", kaya, map[string]string{"patient_id": st.philip().String(), "reason": bad}); r.Status != http.StatusUnprocessableEntity {
+			t.Fatalf("reason %q: %d", bad, r.Status)
+		}
 	}
 	g := st.do("POST", "/v1/break-glass", kaya, map[string]string{"patient_id": st.philip().String(), "reason": "collapsed at the desk, needs lead level now"})
 	if g.Status != http.StatusCreated {
@@ -33,6 +36,17 @@ func TestBreakGlass(t *testing.T) {
 	}
 	if r := st.do("GET", path, kaya, nil); r.Status != http.StatusOK {
 		t.Fatalf("under break-glass: %d %s", r.Status, r.Raw)
+	}
+	// Break-glass opens the record to read, not to sign off another
+	// doctor's result.
+	if r := st.do("POST", path+"/review", kaya, map[string]string{"comment": "seen"}); r.Status != http.StatusNotFound {
+		t.Fatalf("review under break-glass: %d", r.Status)
+	}
+	if r := st.do("POST", path+"/release", kaya, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("release under break-glass: %d", r.Status)
+	}
+	if err := st.App.Exec("UPDATE break_glass_grants SET expires_at = now() + interval '1 day'").Error; err == nil {
+		t.Fatal("the app role moved a grant's expiry")
 	}
 	if n := st.count("SELECT count(*) FROM notification_outbox WHERE template = 'break-glass.alert'"); n < 1 {
 		t.Fatal("no admin was alerted")

@@ -107,6 +107,11 @@ func (s *Server) recordConsent(c *gin.Context) error {
 		return invalid("granted-required", "Say whether consent is granted (true) or withdrawn (false).")
 	}
 	p := principal(c)
+	// Patients answer in the apps; what a patient says at the desk is
+	// recorded by staff.
+	if (p.Role == models.RolePatient) != (req.Channel != "desk") {
+		return invalid("invalid-channel", "Patients record consent on the web or mobile app; staff record it at the desk.")
+	}
 	var row models.Consent
 	err := s.inTenant(c, func(tx *gorm.DB) error {
 		patient, err := consentPatient(c, tx, req.PatientID)

@@ -37,6 +37,10 @@ func TestConsentLedgerAndSMSReminders(t *testing.T) {
 	if r := consent(john, map[string]any{"purpose": "sms_reminders", "granted": true, "channel": "web", "notice_id": clarification}); r.Status != http.StatusCreated {
 		t.Fatalf("grant: %d %s", r.Status, r.Raw)
 	}
+	// Patients answer in the apps, not "at the desk".
+	if r := consent(john, map[string]any{"purpose": "marketing", "granted": false, "channel": "desk"}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "invalid-channel" {
+		t.Fatalf("patient at the desk: %d %s", r.Status, r.Raw)
+	}
 	// Another patient's ID in a patient's request finds nothing.
 	if r := consent(john, map[string]any{"patient_id": st.Demo.Patients[0].ID.String(), "purpose": "marketing", "granted": false, "channel": "web"}); r.Status != http.StatusNotFound {
 		t.Fatalf("for another patient: %d %s", r.Status, r.Raw)

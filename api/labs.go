@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
 	"time"
@@ -30,18 +31,28 @@ const pdfLinkTTL = 5 * time.Minute
 // doctor by booking and cancelling), and those they opened by break-glass
 // while the grant lasts; staff and admins the tenant's (RLS has cut it to the
 // tenant already).
-func labVisible(p Principal) func(*gorm.DB) *gorm.DB {
+func labVisible(p Principal) func(*gorm.DB) *gorm.DB { return labReach(p, true) }
+
+// labActable is labVisible for changing a result (review, release): a
+// break-glass grant opens a record to read in an emergency, not to sign
+// off another doctor's result.
+func labActable(p Principal) func(*gorm.DB) *gorm.DB { return labReach(p, false) }
+
+func labReach(p Principal, breakGlass bool) func(*gorm.DB) *gorm.DB {
 	return func(q *gorm.DB) *gorm.DB {
 		switch p.Role {
 		case models.RolePatient:
 			return q.Where("r.patient_id = ? AND r.released_at IS NOT NULL", p.PatientID)
 		case models.RoleDoctor:
-			return q.Where("(r.ordering_practitioner_id = ? OR r.ordering_practitioner_id IS NULL OR EXISTS "+
-				"(SELECT 1 FROM appointments a WHERE a.patient_id = r.patient_id AND a.practitioner_id = ? "+
-				"AND a.status IN ('booked', 'arrived', 'fulfilled', 'noshow')) "+
-				"OR EXISTS (SELECT 1 FROM break_glass_grants g WHERE g.patient_id = r.patient_id AND g.practitioner_id = ? "+
-				"AND g.expires_at > now()))",
-				p.PractitionerID, p.PractitionerID, p.PractitionerID)
+			glass := ""
+			if breakGlass {
+				glass = "OR EXISTS (SELECT 1 FROM break_glass_grants g WHERE g.patient_id = r.patient_id " +
+					"AND g.practitioner_id = @doctor AND g.expires_at > now())"
+			}
+			return q.Where("(r.ordering_practitioner_id = @doctor OR r.ordering_practitioner_id IS NULL OR EXISTS "+
+				"(SELECT 1 FROM appointments a WHERE a.patient_id = r.patient_id AND a.practitioner_id = @doctor "+
+				"AND a.status IN ('booked', 'arrived', 'fulfilled', 'noshow')) "+glass+")",
+				sql.Named("doctor", p.PractitionerID))
 		case models.RoleStaff, models.RoleAdmin:
 			return q
 		}
@@ -57,14 +68,16 @@ type labReportRow struct {
 	WorkflowID    string
 }
 
-func labQuery(tx *gorm.DB, p Principal) *gorm.DB {
+func labQuery(tx *gorm.DB, p Principal) *gorm.DB { return labQueryWith(tx, labVisible(p)) }
+
+func labQueryWith(tx *gorm.DB, reach func(*gorm.DB) *gorm.DB) *gorm.DB {
 	return tx.Table("lab_reports r").
 		Select("r.*, pt.given_name AS patient_given, pt.family_name AS patient_family, pr.display_name AS ordering, " +
 			"m.workflow_id").
 		Joins("JOIN patients pt ON pt.id = r.patient_id").
 		Joins("JOIN lab_messages m ON m.id = r.message_id").
 		Joins("LEFT JOIN practitioners pr ON pr.id = r.ordering_practitioner_id").
-		Scopes(labVisible(p))
+		Scopes(reach)
 }
 
 type labReportView struct {
@@ -223,12 +236,21 @@ func (s *Server) listLabResults(c *gin.Context) error {
 
 // openLabReport loads the :id report the caller may see, in tx.
 func openLabReport(c *gin.Context, tx *gorm.DB) (labReportRow, error) {
+	return openLabReportIn(c, tx, labQuery(tx, principal(c)))
+}
+
+// openLabReportToAct loads the :id report the caller may change.
+func openLabReportToAct(c *gin.Context, tx *gorm.DB) (labReportRow, error) {
+	return openLabReportIn(c, tx, labQueryWith(tx, labActable(principal(c))))
+}
+
+func openLabReportIn(c *gin.Context, tx *gorm.DB, q *gorm.DB) (labReportRow, error) {
 	id, err := uuidParam(c, "lab result")
 	if err != nil {
 		return labReportRow{}, err
 	}
 	var row labReportRow
-	err = labQuery(tx, principal(c)).Where("r.id = ?", id).Take(&row).Error
+	err = q.Where("r.id = ?", id).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return labReportRow{}, notFound("lab result")
 	}
@@ -410,7 +432,7 @@ func (s *Server) reviewLabResult(c *gin.Context) error {
 	p := principal(c)
 	var v labReportView
 	err := s.inTenant(c, func(tx *gorm.DB) error {
-		r, err := openLabReport(c, tx)
+		r, err := openLabReportToAct(c, tx)
 		if err != nil {
 			return err
 		}
@@ -442,7 +464,7 @@ func (s *Server) releaseLabResult(c *gin.Context) error {
 	var r labReportRow
 	err := s.inTenant(c, func(tx *gorm.DB) error {
 		var err error
-		r, err = openLabReport(c, tx)
+		r, err = openLabReportToAct(c, tx)
 		return err
 	})
 	if err != nil {

@@ -40,6 +40,9 @@ type session struct {
 	Tenant  uuid.UUID `json:"t"`
 	Current string    `json:"c"` // hex SHA-256 of the good refresh secret
 	Revoked bool      `json:"r,omitempty"`
+	// Opened is when the session began (Unix ms): a "log out everywhere"
+	// after it ends it, whether or not the user's list still names it.
+	Opened int64 `json:"o"`
 }
 
 func (s *Server) sessionKey(family string) string { return s.RedisPrefix + "session:" + family }
@@ -69,7 +72,7 @@ func (s *Server) openSession(ctx context.Context, u models.User) (string, error)
 	var fam [16]byte
 	_, _ = rand.Read(fam[:])
 	family, secret := hex.EncodeToString(fam[:]), newSecret()
-	body, _ := json.Marshal(session{User: u.ID, Tenant: u.TenantID, Current: secretHash(secret)})
+	body, _ := json.Marshal(session{User: u.ID, Tenant: u.TenantID, Current: secretHash(secret), Opened: s.Now().UnixMilli()})
 	_, err := s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.sessionKey(family), body, RefreshTTL)
 		p.SAdd(ctx, s.userSessionsKey(u.ID), family)
@@ -108,6 +111,11 @@ func (s *Server) rotate(ctx context.Context, token string) (session, string, err
 		if out.Revoked {
 			return errSessionGone
 		}
+		if before, err := s.revokedBefore(ctx, out.User); err != nil {
+			return err
+		} else if before > 0 && out.Opened <= before {
+			return errSessionGone
+		}
 		if subtle.ConstantTimeCompare([]byte(secretHash(secret)), []byte(out.Current)) != 1 {
 			// A retired token: someone kept a copy. Revoke the family.
 			out.Revoked = true
@@ -125,6 +133,9 @@ func (s *Server) rotate(ctx context.Context, token string) (session, string, err
 		body, _ := json.Marshal(out)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, key, body, RefreshTTL)
+			// The user's list of sessions lives as long as its newest.
+			p.SAdd(ctx, s.userSessionsKey(out.User), family)
+			p.Expire(ctx, s.userSessionsKey(out.User), RefreshTTL)
 			return nil
 		})
 		return err
@@ -221,7 +232,9 @@ func (s *Server) logoutEverywhere(c *gin.Context) error {
 			p.Del(ctx, s.sessionKey(f))
 		}
 		p.Del(ctx, s.userSessionsKey(user))
-		p.Set(ctx, s.revokedBeforeKey(user), strconv.FormatInt(s.Now().UnixMilli(), 10), AccessTTL+time.Minute)
+		// Kept as long as a session can live: it also ends sessions the
+		// list missed (one opened while this ran).
+		p.Set(ctx, s.revokedBeforeKey(user), strconv.FormatInt(s.Now().UnixMilli(), 10), RefreshTTL)
 		return nil
 	})
 	if err != nil {
@@ -242,16 +255,20 @@ func (s *Server) revoked(ctx context.Context, p Principal) (bool, error) {
 	if s.Redis == nil {
 		return false, nil
 	}
-	v, err := s.Redis.Get(ctx, s.revokedBeforeKey(p.UserID)).Result()
+	before, err := s.revokedBefore(ctx, p.UserID)
+	return err == nil && p.IssuedAt.UnixMilli() <= before, err
+}
+
+// revokedBefore is when the user last logged out everywhere (Unix ms), or
+// 0.
+func (s *Server) revokedBefore(ctx context.Context, user uuid.UUID) (int64, error) {
+	v, err := s.Redis.Get(ctx, s.revokedBeforeKey(user)).Result()
 	if errors.Is(err, redis.Nil) {
-		return false, nil
+		return 0, nil
 	}
 	if err != nil {
-		return false, err
+		return 0, err
 	}
-	before, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return false, nil
-	}
-	return p.IssuedAt.UnixMilli() <= before, nil
+	before, _ := strconv.ParseInt(v, 10, 64)
+	return before, nil
 }

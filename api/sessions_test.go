@@ -84,6 +84,25 @@ func TestSessionsRotateAndRevoke(t *testing.T) {
 	if r := st.do("GET", "/v1/me", ayse, nil); r.Status != http.StatusOK {
 		t.Fatalf("another user after John's logout-all: %d", r.Status)
 	}
+	// A session the user's list no longer names (the list expired while
+	// the session lived on by refreshing) still ends.
+	e := login()
+	if err := st.Server.Redis.Del(t.Context(), st.Server.RedisPrefix+"user-sessions:"+st.userID("john@demo.carebook.test")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := refresh(e.str("refresh_token"))
+	if e2.Status != http.StatusOK {
+		t.Fatalf("refresh: %d", e2.Status)
+	}
+	if err := st.Server.Redis.Del(t.Context(), st.Server.RedisPrefix+"user-sessions:"+st.userID("john@demo.carebook.test")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := st.do("POST", "/v1/auth/logout-all", e2.str("access_token"), nil); r.Status != http.StatusNoContent {
+		t.Fatalf("logout-all: %d", r.Status)
+	}
+	if r := refresh(e2.str("refresh_token")); r.Status != http.StatusUnauthorized {
+		t.Fatalf("a session missing from the list survived logout-all: %d", r.Status)
+	}
 	for _, bad := range []string{"", "x", "0123456789abcdef0123456789abcdef.nope"} {
 		if r := refresh(bad); r.Status == http.StatusOK {
 			t.Fatalf("refresh with %q: %d", bad, r.Status)

@@ -26,7 +26,9 @@ ALTER TABLE break_glass_grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE break_glass_grants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON break_glass_grants
     USING (tenant_id = app_tenant()) WITH CHECK (tenant_id = app_tenant());
-GRANT SELECT, INSERT, UPDATE ON break_glass_grants TO carebook_app;
+-- The application may only add grants and record their review.
+GRANT SELECT, INSERT ON break_glass_grants TO carebook_app;
+GRANT UPDATE (reviewed_by, reviewed_at, review_note) ON break_glass_grants TO carebook_app;
 
 -- +goose Down
 DROP TABLE break_glass_grants;
