@@ -250,7 +250,7 @@ func (a *Appointments) EnqueueNotification(ctx context.Context, n workflows.Noti
 		row.AppointmentID = &appt
 	}
 	err = models.InTenant(ctx, a.DB, tenant, func(tx *gorm.DB) error {
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		if err := models.Enqueue(tx, row); err != nil {
 			return err
 		}
 		if n.Template != workflows.TemplateReminder || row.AppointmentID == nil {
@@ -272,7 +272,7 @@ func (a *Appointments) EnqueueNotification(ctx context.Context, n workflows.Noti
 		}
 		sms := row
 		sms.ID, sms.DedupeKey, sms.Channel = uuid.New(), n.DedupeKey+":sms", models.ChannelSMS
-		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&sms).Error
+		return models.Enqueue(tx, sms)
 	})
 	if err != nil {
 		return fmt.Errorf("enqueue notification: %w", err)

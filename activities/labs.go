@@ -615,11 +615,9 @@ func enqueue(tx *gorm.DB, tenant, user uuid.UUID, dedupe, channel, template stri
 	if err != nil {
 		return fmt.Errorf("encode payload: %w", err)
 	}
-	row := models.Notification{
-		ID: uuid.New(), TenantID: tenant, DedupeKey: dedupe, RecipientUser: &user,
-		Channel: channel, Template: template, Payload: body, ScheduledFor: at,
-	}
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+	err = models.Enqueue(tx, models.Notification{TenantID: tenant, DedupeKey: dedupe, RecipientUser: &user,
+		Channel: channel, Template: template, Payload: body, ScheduledFor: at})
+	if err != nil {
 		return fmt.Errorf("enqueue notification: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -85,10 +86,9 @@ func (s *Server) breakGlass(c *gin.Context) error {
 		}
 		for _, a := range admins {
 			// The alert names the grant; the reason is read in the queue.
-			n := models.Notification{ID: uuid.New(), TenantID: p.TenantID, DedupeKey: "break-glass:" + g.ID.String() + ":" + a.String(),
-				RecipientUser: &a, Channel: models.ChannelEmail, Template: "break-glass.alert",
-				Payload: []byte(`{"breakGlassID":"` + g.ID.String() + `"}`), ScheduledFor: now}
-			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&n).Error; err != nil {
+			payload, _ := json.Marshal(map[string]string{"breakGlassID": g.ID.String()})
+			if err := models.Enqueue(tx, models.Notification{TenantID: p.TenantID, DedupeKey: "break-glass:" + g.ID.String() + ":" + a.String(),
+				RecipientUser: &a, Channel: models.ChannelEmail, Template: "break-glass.alert", Payload: payload, ScheduledFor: now}); err != nil {
 				return internal(err)
 			}
 		}

@@ -29,11 +29,9 @@ var (
 // rateLimit spends one request of key's allowance and refuses past it
 // with 429 and Retry-After. Without Redis (some unit tests) it allows.
 func (s *Server) rateLimit(c *gin.Context, key string, r Rate, detail string) error {
-	if s.Redis == nil || r.N <= 0 {
+	// Router builds the limiter when there is a Redis.
+	if s.limiter == nil || r.N <= 0 {
 		return nil
-	}
-	if s.limiter == nil {
-		s.limiter = redis_rate.NewLimiter(s.Redis)
 	}
 	res, err := s.limiter.Allow(c.Request.Context(), s.RedisPrefix+key,
 		redis_rate.Limit{Rate: r.N, Burst: r.N, Period: r.Per})

@@ -51,13 +51,9 @@ func Append(tx *gorm.DB, key []byte, e *models.AuditEvent) error {
 		e.At = time.Now()
 	}
 	e.At = e.At.UTC().Truncate(time.Microsecond)
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&models.AuditHead{TenantID: e.TenantID, Seq: 0, Hash: []byte{}}).Error; err != nil {
-		return fmt.Errorf("audit: open chain: %w", err)
-	}
-	var head models.AuditHead
-	if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("tenant_id = ?", e.TenantID).Take(&head).Error; err != nil {
-		return fmt.Errorf("audit: lock chain: %w", err)
+	head, err := lockHead(tx, e.TenantID)
+	if err != nil {
+		return err
 	}
 	e.Seq = head.Seq + 1
 	e.PrevHash = head.Hash
@@ -70,6 +66,25 @@ func Append(tx *gorm.DB, key []byte, e *models.AuditEvent) error {
 		return fmt.Errorf("audit: move chain head: %w", err)
 	}
 	return nil
+}
+
+// lockHead locks the tenant's chain head, opening the chain on the
+// tenant's first event. Every later append finds the head at once.
+func lockHead(tx *gorm.DB, tenant uuid.UUID) (models.AuditHead, error) {
+	var heads []models.AuditHead
+	for range 2 {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("tenant_id = ?", tenant).Limit(1).Find(&heads).Error; err != nil {
+			return models.AuditHead{}, fmt.Errorf("audit: lock chain: %w", err)
+		}
+		if len(heads) == 1 {
+			return heads[0], nil
+		}
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
+			Create(&models.AuditHead{TenantID: tenant, Seq: 0, Hash: []byte{}}).Error; err != nil {
+			return models.AuditHead{}, fmt.Errorf("audit: open chain: %w", err)
+		}
+	}
+	return models.AuditHead{}, errors.New("audit: chain head missing")
 }
 
 // minKey is the shortest key Append and Verify accept.

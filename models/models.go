@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Role is what a user is allowed to do in a tenant.
@@ -295,4 +297,14 @@ type Payment struct {
 	FailureCode      string
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+}
+
+// Enqueue adds n to the outbox once per dedupe key: a second enqueue with
+// the same key (an activity retried, a request repeated) does nothing. A
+// zero ID is filled in. tx must be a tenant transaction.
+func Enqueue(tx *gorm.DB, n Notification) error {
+	if n.ID == uuid.Nil {
+		n.ID = uuid.New()
+	}
+	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&n).Error
 }
