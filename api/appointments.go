@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/models"
+	"github.com/carebook/carebook/reqid"
 	"github.com/carebook/carebook/slots"
 	"github.com/carebook/carebook/workflows"
 )
@@ -271,6 +272,7 @@ func (s *Server) bookThroughWorkflow(ctx context.Context, req workflows.BookRequ
 		ID:                       workflows.AppointmentWorkflowID(req.AppointmentID),
 		TaskQueue:                workflows.AppointmentTaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		Memo:                     reqid.Memo(ctx),
 	}, workflows.AppointmentWorkflowType, workflows.AppointmentInput{TenantID: req.TenantID, AppointmentID: req.AppointmentID})
 	h, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

@@ -51,7 +51,7 @@ func (s *Server) auditDenial(c *gin.Context) {
 	}
 	err := models.InTenant(c.Request.Context(), s.DB, p.TenantID, func(tx *gorm.DB) error { return s.record(c, tx, ev) })
 	if err != nil {
-		s.Logger.ErrorContext(c.Request.Context(), "denial not audited", "requestID", requestID(c), "error", err)
+		s.Logger.ErrorContext(c.Request.Context(), "denial not audited", "error", err)
 	}
 }
 

@@ -388,7 +388,7 @@ func (s *Server) sagaOf(c *gin.Context, paymentID uuid.UUID) sagaView {
 	}
 	if err != nil {
 		s.Logger.WarnContext(c.Request.Context(), "payment saga not described",
-			"requestID", requestID(c), "paymentID", paymentID.String(), "error", err)
+			"paymentID", paymentID.String(), "error", err)
 		v.Execution = "unavailable"
 		v.Note = "The workflow service did not answer; the saga's steps are missing from this answer."
 		return v
@@ -404,7 +404,7 @@ func (s *Server) sagaOf(c *gin.Context, paymentID uuid.UUID) sagaView {
 		// A closed saga is answered by replaying its history on a worker;
 		// with none running, the steps are all that is missing.
 		s.Logger.WarnContext(c.Request.Context(), "payment saga not queried",
-			"requestID", requestID(c), "paymentID", paymentID.String(), "error", err)
+			"paymentID", paymentID.String(), "error", err)
 		v.Note = "The saga did not answer its query; follow the link for its history."
 		return v
 	}

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+
 	"github.com/carebook/carebook/api"
 	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/reqid"
 )
 
 // TestSecurityHeadersAndCORS: every answer carries the security headers;
@@ -133,5 +137,43 @@ func TestAccountLockout(t *testing.T) {
 				t.Fatalf("Redis key holds an e-mail: %s", k)
 			}
 		}
+	}
+}
+
+// A booking's request ID is on the workflow it started (its memo, for the
+// Temporal UI) and reaches the workflow's activities, so one ID finds every
+// log line the request caused.
+func TestRequestIDFollowsTheBookingIntoItsWorkflow(t *testing.T) {
+	st := newStack(t)
+	token := st.login("demo", "ayse@demo.carebook.test")
+	doctor, typ := st.familyDoctor()
+	free := st.freeSlots(token, doctor, typ)
+	if len(free) == 0 {
+		t.Fatal("no free slots")
+	}
+	const id = "support-ticket-4711"
+	booked := st.do("POST", "/v1/appointments", token,
+		map[string]any{"practitioner_id": doctor, "appointment_type_id": typ, "start": free[0]["start"]},
+		"Idempotency-Key", "reqid-1", "X-Request-ID", id)
+	if booked.Status != http.StatusCreated || booked.Header.Get("X-Request-ID") != id {
+		t.Fatalf("book: %d, X-Request-ID %q: %s", booked.Status, booked.Header.Get("X-Request-ID"), booked.Raw)
+	}
+	desc, err := st.Temporal.DescribeWorkflowExecution(context.Background(), booked.str("workflow_id"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var memo string
+	p, ok := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[reqid.MemoKey]
+	if !ok {
+		t.Fatal("the booking's workflow has no request ID in its memo")
+	}
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &memo); err != nil || memo != id {
+		t.Fatalf("memo request ID %q (%v), want %q", memo, err, id)
+	}
+
+	// A forged ID (text posing as another log attribute) is replaced.
+	forged := st.do("GET", "/v1/me", token, nil, "X-Request-ID", "abcdefgh level=ERROR")
+	if got := forged.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, "\n =") {
+		t.Fatalf("forged request ID answered as %q", got)
 	}
 }

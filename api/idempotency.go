@@ -96,7 +96,7 @@ func (s *Server) idempotent(c *gin.Context, fn func(id uuid.UUID) error) error {
 	if err != nil {
 		// The answer went out; a retry within staleClaim is told to wait,
 		// after it the same resource ID gets the workflow's first outcome.
-		s.Logger.WarnContext(c.Request.Context(), "idempotency answer not stored", "requestID", requestID(c), "error", err)
+		s.Logger.WarnContext(c.Request.Context(), "idempotency answer not stored", "error", err)
 	}
 	return nil
 }

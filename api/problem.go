@@ -132,10 +132,10 @@ func (s *Server) renderError(c *gin.Context, err error) {
 	}
 	if p.Status >= 500 {
 		s.Logger.ErrorContext(c.Request.Context(), "request failed",
-			"requestID", requestID(c), "route", c.FullPath(), "type", p.Type, "error", p.Err)
+			"route", c.FullPath(), "type", p.Type, "error", p.Err)
 	} else if p.Err != nil {
 		s.Logger.InfoContext(c.Request.Context(), "request refused",
-			"requestID", requestID(c), "route", c.FullPath(), "type", p.Type, "error", p.Err)
+			"route", c.FullPath(), "type", p.Type, "error", p.Err)
 	}
 	if p.Kind == KindForbidden {
 		s.auditDenial(c)

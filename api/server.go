@@ -18,6 +18,7 @@ import (
 	"github.com/carebook/carebook/intake"
 	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/payments/accounts"
+	"github.com/carebook/carebook/reqid"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
@@ -81,6 +82,11 @@ func (s *Server) Router() (http.Handler, error) {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	// Every line logged with a request's context names the request.
+	s.Logger = reqid.Logger(s.Logger)
 	if s.RedisPrefix == "" {
 		s.RedisPrefix = "carebook:"
 	}
@@ -199,28 +205,22 @@ const requestIDKey = "requestID"
 // requestID takes the caller's X-Request-ID when it looks like one, or makes
 // one, and echoes it, so a support ticket can name the log lines.
 func (s *Server) requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-ID")
-	if len(id) < 8 || len(id) > 64 || !isToken(id) {
+	id := c.GetHeader(reqid.HTTPHeader)
+	if !reqid.Valid(id) {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
 	c.Set(requestIDKey, id)
-	c.Header("X-Request-ID", id)
+	c.Header(reqid.HTTPHeader, id)
+	// In the request's context the ID reaches the logs of everything the
+	// request calls, and the workflows it starts (package reqid).
+	c.Request = c.Request.WithContext(reqid.With(c.Request.Context(), id))
 	c.Next()
 }
 
 func requestID(c *gin.Context) string {
 	return c.GetString(requestIDKey)
-}
-
-func isToken(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // accessLog writes one line per request: the route pattern, never the path
@@ -229,7 +229,6 @@ func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	s.Logger.InfoContext(c.Request.Context(), "http",
-		"requestID", requestID(c),
 		"method", c.Request.Method,
 		"route", c.FullPath(),
 		"status", c.Writer.Status(),
@@ -244,7 +243,7 @@ func (s *Server) recover(c *gin.Context) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.Logger.ErrorContext(c.Request.Context(), "panic", "requestID", requestID(c), "route", c.FullPath(), "panic", v)
+			s.Logger.ErrorContext(c.Request.Context(), "panic", "route", c.FullPath(), "panic", v)
 			writeProblem(c, internal(nil))
 		}
 	}()

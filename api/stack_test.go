@@ -17,7 +17,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 	"gorm.io/gorm"
 
@@ -31,6 +33,7 @@ import (
 	"github.com/carebook/carebook/objstore/versitygw"
 	"github.com/carebook/carebook/payments/accounts"
 	"github.com/carebook/carebook/payments/provider/stripemock"
+	"github.com/carebook/carebook/reqid"
 	"github.com/carebook/carebook/workers"
 	"github.com/carebook/carebook/workflows"
 )
@@ -88,7 +91,11 @@ func newStack(t *testing.T) *stack {
 
 	st.Store = newTestStore(t)
 
-	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	// The clients carry request IDs into workflows, as cmd/carebook's do.
+	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseClientOptions(client.Options{
+		ContextPropagators: []workflow.ContextPropagator{reqid.Propagator()},
+		Interceptors:       []interceptor.ClientInterceptor{reqid.Interceptor()},
+	}))
 	// Each stack gets its own task queue name on its own server, so the
 	// worker only ever sees this test's database.
 	st.TS = ts

@@ -35,6 +35,8 @@ type Config struct {
 	SignupLimit       int      // CAREBOOK_SIGNUP_LIMIT: sign-ups per client address a minute (dev: 1000)
 	MLLPAddr          string   // CAREBOOK_MLLP_ADDR: where the api takes HL7 v2 over MLLP; "off" disables it
 	MLLPPartner       string   // CAREBOOK_MLLP_PARTNER: key ID of the partner that unrouted MLLP messages belong to (dev: the demo lab)
+	TLSCertFile       string   // CAREBOOK_TLS_CERT_FILE: PEM certificate chain; with the key, the api serves HTTPS itself
+	TLSKeyFile        string   // CAREBOOK_TLS_KEY_FILE: PEM private key of that certificate
 	S3                S3Config // CAREBOOK_S3_*: the object store (dev: a local versitygw unless S3_ENDPOINT is set)
 }
 
@@ -66,6 +68,8 @@ func FromEnv() (Config, error) {
 		RedisPrefix:       env("CAREBOOK_REDIS_PREFIX", "carebook:"),
 		MLLPAddr:          env("CAREBOOK_MLLP_ADDR", "127.0.0.1:2575"),
 		MLLPPartner:       os.Getenv("CAREBOOK_MLLP_PARTNER"),
+		TLSCertFile:       os.Getenv("CAREBOOK_TLS_CERT_FILE"),
+		TLSKeyFile:        os.Getenv("CAREBOOK_TLS_KEY_FILE"),
 		S3: S3Config{
 			Endpoint:  os.Getenv("CAREBOOK_S3_ENDPOINT"),
 			Region:    env("CAREBOOK_S3_REGION", "us-east-1"),

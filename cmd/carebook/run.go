@@ -18,7 +18,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/workflow"
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/activities"
@@ -28,6 +30,7 @@ import (
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/payments/accounts"
+	"github.com/carebook/carebook/reqid"
 	"github.com/carebook/carebook/workers"
 )
 
@@ -218,9 +221,16 @@ func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slo
 		WriteTimeout:      40 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	logger.Info("api listening", "addr", ln.Addr().String())
+	serve := func() error { return srv.Serve(ln) }
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		if srv.TLSConfig, err = newTLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return err
+		}
+		serve = func() error { return srv.ServeTLS(ln, "", "") }
+	}
+	logger.Info("api listening", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve http: %w", err)
@@ -280,6 +290,10 @@ func dialTemporal(ctx context.Context, addr, namespace string, logger *slog.Logg
 		HostPort:  addr,
 		Namespace: namespace,
 		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-client")),
+		// A request's ID follows it into the workflows and activities it
+		// starts, and onto their log lines.
+		ContextPropagators: []workflow.ContextPropagator{reqid.Propagator()},
+		Interceptors:       []interceptor.ClientInterceptor{reqid.Interceptor()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("temporal is not reachable at %s: %w", addr, err)
