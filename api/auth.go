@@ -216,6 +216,15 @@ func (s *Server) login(c *gin.Context) error {
 		}
 		return failed
 	}
+	// With a second step due, the failures so far are not forgiven: they
+	// are cleared when that step succeeds (mfa.go), so that a password
+	// alone cannot reset the count of wrong codes.
+	if purpose, err := s.mfaStep(c, user); err != nil || purpose != "" {
+		if err != nil {
+			return err
+		}
+		return s.respondMFA(c, user, purpose)
+	}
 	if err := s.loginSucceeded(c.Request.Context(), tenant.ID, email); err != nil {
 		return err
 	}
@@ -259,6 +268,16 @@ func (s *Server) respondToken(c *gin.Context, status int, u models.User) error {
 // respondTokens answers an access token for u, with refresh (when not
 // empty) as its session's refresh token.
 func (s *Server) respondTokens(c *gin.Context, status int, u models.User, refresh string) error {
+	body, err := s.tokenBody(u, refresh)
+	if err != nil {
+		return err
+	}
+	c.JSON(status, body)
+	return nil
+}
+
+// tokenBody is the token answer for u with refresh.
+func (s *Server) tokenBody(u models.User, refresh string) (tokenResponse, error) {
 	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role}
 	if u.PatientID != nil {
 		p.PatientID = *u.PatientID
@@ -271,17 +290,16 @@ func (s *Server) respondTokens(c *gin.Context, status int, u models.User, refres
 	}
 	token, exp, err := s.Tokens.Issue(p)
 	if err != nil {
-		return internal(err)
+		return tokenResponse{}, internal(err)
 	}
-	c.JSON(status, tokenResponse{
+	return tokenResponse{
 		AccessToken:  token,
 		TokenType:    "Bearer",
 		ExpiresIn:    int(AccessTTL.Seconds()),
 		ExpiresAt:    exp.UTC(),
 		RefreshToken: refresh,
 		User:         viewUser(u),
-	})
-	return nil
+	}, nil
 }
 
 // me handles GET /v1/me.

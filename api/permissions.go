@@ -52,6 +52,10 @@ var (
 	roleLabRelease = []models.Role{models.RoleDoctor, models.RoleAdmin}
 	roleLabRaw     = []models.Role{models.RoleStaff, models.RoleAdmin}
 	roleLabQueue   = []models.Role{models.RoleStaff, models.RoleAdmin}
+
+	// MFA: everyone manages their own; only patients, for whom it is
+	// optional, may turn it off.
+	roleMFAOptional = []models.Role{models.RolePatient}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -59,6 +63,11 @@ var permissions = map[string][]models.Role{
 	"GET /v1/me":                           roleEveryone,
 	"POST /v1/auth/logout":                 roleEveryone,
 	"POST /v1/auth/logout-all":             roleEveryone,
+	"GET /v1/auth/mfa":                     roleEveryone,
+	"POST /v1/auth/mfa/totp":               roleEveryone,
+	"POST /v1/auth/mfa/totp/confirm":       roleEveryone,
+	"POST /v1/auth/mfa/recovery-codes":     roleEveryone,
+	"POST /v1/auth/mfa/disable":            roleMFAOptional,
 	"GET /v1/facilities":                   roleEveryone,
 	"GET /v1/specialties":                  roleEveryone,
 	"GET /v1/practitioners":                roleEveryone,

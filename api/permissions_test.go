@@ -20,6 +20,7 @@ import (
 // password, a refresh token, a webhook signature, a lab partner's key).
 var publicRoutes = []string{
 	"POST /v1/auth/signup", "POST /v1/auth/login", "POST /v1/auth/refresh",
+	"POST /v1/auth/mfa/verify", "POST /v1/auth/mfa/enrol", "POST /v1/auth/mfa/enrol/confirm",
 	"POST /v1/webhooks/stripe/:tenant", "POST /v1/labs/hl7", "POST /v1/labs/fhir",
 }
 

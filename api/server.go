@@ -34,6 +34,8 @@ type Server struct {
 	Tokens   *Tokens
 	// Accounts holds each tenant's payment provider settings.
 	Accounts *accounts.Accounts
+	// Secrets seals users' TOTP secrets (MFA) with their tenant's key.
+	Secrets SecretSealer
 	// AuditKey keys the audit chain's HMAC (and the lockout counters'
 	// names); at least 32 bytes. The database never holds it.
 	AuditKey []byte
@@ -130,6 +132,9 @@ func (s *Server) Router() (http.Handler, error) {
 	v1.POST("/auth/signup", s.handle(validate), s.handle(s.signup))
 	v1.POST("/auth/login", s.handle(validate), s.handle(s.login))
 	v1.POST("/auth/refresh", s.handle(validate), s.handle(s.refresh))
+	v1.POST("/auth/mfa/verify", s.handle(validate), s.handle(s.verifyMFA))
+	v1.POST("/auth/mfa/enrol", s.handle(validate), s.handle(s.enrolMFA))
+	v1.POST("/auth/mfa/enrol/confirm", s.handle(validate), s.handle(s.confirmMFAEnrolment))
 	v1.POST("/webhooks/stripe/:tenant", s.handle(validate), s.handle(s.stripeWebhook))
 	v1.POST("/labs/hl7", s.handle(s.authenticatePartner), s.handle(validate), s.handle(s.postHL7))
 	v1.POST("/labs/fhir", s.handle(s.authenticatePartner), s.handle(validate), s.handle(s.postFHIR))
@@ -142,6 +147,11 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/me", s.handle(s.me))
 	authed.POST("/auth/logout", s.handle(s.logout))
 	authed.POST("/auth/logout-all", s.handle(s.logoutEverywhere))
+	authed.GET("/auth/mfa", s.handle(s.mfaStatus))
+	authed.POST("/auth/mfa/totp", s.handle(s.startMFA))
+	authed.POST("/auth/mfa/totp/confirm", s.handle(s.confirmMFA))
+	authed.POST("/auth/mfa/recovery-codes", s.handle(s.replaceMFARecoveryCodes))
+	authed.POST("/auth/mfa/disable", s.handle(s.disableMFA))
 	authed.GET("/facilities", s.handle(s.listFacilities))
 	authed.GET("/specialties", s.handle(s.listSpecialties))
 	authed.GET("/practitioners", s.handle(s.listPractitioners))

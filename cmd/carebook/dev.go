@@ -69,6 +69,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.SecretsKey, err = devKey(cfg, cfg.SecretsKey, "secrets.key"); err != nil {
 		return err
 	}
+	if err := seedDemoMFA(ctx, cfg); err != nil {
+		return err
+	}
 	db, err := openApp(ctx, cfg)
 	if err != nil {
 		return err
@@ -208,6 +211,7 @@ Carebook is running (Ctrl-C stops it).
   Lab results   MLLP on %[10]s (./bin/carebook send-hl7 FILE...); HTTP partner key %[11]s
 
 Demo tenant %[6]q (%[7]s); every password is %[8]s
+Doctors, staff, billing and admin also answer an MFA code: ./bin/carebook demo-otp EMAIL
 `, apiURL, cfg.TemporalUIURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.DataDir, n.Tenant.Slug, n.Tenant.Name, demo.Password, payNote,
 		cfg.MLLPAddr, demo.LabKeyFor(n.Tenant.Slug))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

@@ -14,6 +14,8 @@
 //	carebook dev-event PAYMENT-ID [TYPE]
 //	                  send dev's api a signed Stripe event about a payment,
 //	                  as Stripe would after the patient pays
+//	carebook demo-otp EMAIL [TENANT-SLUG]
+//	                  print a demo account's current TOTP code (dev only)
 //
 // Configuration comes from the environment; see Config and the README.
 package main
@@ -30,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|dev-event")
+		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|dev-event|demo-otp")
 		os.Exit(2)
 	}
 	cfg, err := FromEnv()
@@ -51,10 +53,11 @@ func main() {
 		"dev-event": runDevEvent,
 		"send-hl7":  runSendHL7,
 		"audit":     runAudit,
+		"demo-otp":  runDemoOTP,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit or dev-event\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit, dev-event or demo-otp\n", os.Args[1])
 		os.Exit(2)
 	}
 	if err := cmd(ctx, cfg, logger); err != nil {

@@ -67,6 +67,7 @@ func seed(ctx context.Context, cfg Config) (demo.Network, error) {
 	defer closeDB(db)
 	return demo.Seed(ctx, db, demo.Options{
 		Slug: cfg.DemoTenant, Name: demoName(cfg.DemoTenant), Now: time.Now(), HashPassword: api.HashPassword,
+		SealSecret: demoSealSecret(cfg),
 	})
 }
 
@@ -208,6 +209,7 @@ func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slo
 	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts, Store: store, Intake: in,
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSOrigins, AuditKey: cfg.AuditKey,
 		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
+	s.Secrets = api.KEKSealer{Sealer: accts.Sealer}
 	h, err := s.Router()
 	if err != nil {
 		return err

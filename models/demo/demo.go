@@ -30,6 +30,10 @@ type Options struct {
 	// HashPassword hashes Password (the api's argon2id), passed in so this
 	// package does not import the api.
 	HashPassword func(string) (string, error)
+	// SealSecret seals each doctor's, staff member's, billing clerk's and
+	// admin's TOTP secret (TOTPSecretFor) the way the api stores it (its
+	// SecretSealer). Nil leaves them without MFA enrolled.
+	SealSecret func(ctx context.Context, tenant uuid.UUID, plain string) ([]byte, error)
 }
 
 // LabKey is the demo tenant's lab partner API key, for POST /v1/labs/hl7
@@ -93,6 +97,11 @@ func Seed(ctx context.Context, db *gorm.DB, o Options) (Network, error) {
 		return nil
 	})
 	if err != nil {
+		return n, fmt.Errorf("seed tenant %s: %w", o.Slug, err)
+	}
+	// After the tenant is committed: a sealer with per-tenant data keys
+	// may need to find the tenant to make its key.
+	if err := seedMFA(ctx, db, o, n); err != nil {
 		return n, fmt.Errorf("seed tenant %s: %w", o.Slug, err)
 	}
 	return n, nil
