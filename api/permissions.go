@@ -59,6 +59,8 @@ var permissions = map[string][]models.Role{
 	"GET /v1/me":                           roleEveryone,
 	"POST /v1/auth/logout":                 roleEveryone,
 	"POST /v1/auth/logout-all":             roleEveryone,
+	"POST /v1/me/password":                 roleEveryone,
+	"POST /v1/me/verification-email":       roleEveryone,
 	"GET /v1/facilities":                   roleEveryone,
 	"GET /v1/specialties":                  roleEveryone,
 	"GET /v1/practitioners":                roleEveryone,

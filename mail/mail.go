@@ -19,6 +19,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/smtp"
+	"net/textproto"
 	"strings"
 	"time"
 )
@@ -79,7 +80,7 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 	d := net.Dialer{Timeout: dialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
-		return fmt.Errorf("mail: connect: %w", err)
+		return stageError("connect", err)
 	}
 	// The whole conversation shares the caller's deadline: net/smtp has
 	// no context of its own.
@@ -91,7 +92,7 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("mail: greeting: %w", err)
+		return stageError("greeting", err)
 	}
 	defer c.Close()
 	hello := s.Hello
@@ -99,35 +100,77 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 		hello = "localhost"
 	}
 	if err := c.Hello(hello); err != nil {
-		return fmt.Errorf("mail: hello: %w", err)
+		return stageError("hello", err)
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		if err := c.StartTLS(&tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}); err != nil {
-			return fmt.Errorf("mail: starttls: %w", err)
+			return stageError("starttls", err)
 		}
 	}
 	if s.Username != "" {
 		if err := c.Auth(smtp.PlainAuth("", s.Username, s.Password, host)); err != nil {
-			return fmt.Errorf("mail: auth: %w", err)
+			return stageError("auth", err)
 		}
 	}
 	if err := c.Mail(s.From); err != nil {
-		return fmt.Errorf("mail: sender refused: %w", err)
+		return stageError("sender", err)
 	}
 	if err := c.Rcpt(m.To); err != nil {
-		return fmt.Errorf("mail: recipient refused: %w", err)
+		return stageError("recipient", err)
 	}
 	w, err := c.Data()
 	if err != nil {
-		return fmt.Errorf("mail: data: %w", err)
+		return stageError("data", err)
 	}
 	if _, err := w.Write(body); err != nil {
-		return fmt.Errorf("mail: write: %w", err)
+		return stageError("write", err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("mail: message refused: %w", err)
+		return stageError("message", err)
 	}
-	return c.Quit()
+	if err := c.Quit(); err != nil {
+		return stageError("quit", err)
+	}
+	return nil
+}
+
+// Error is a failed delivery. Its text names the stage and the server's
+// reply code only: servers echo the address in their replies ("550 <x@y>:
+// no such user"), and an address must not reach a log. Unwrap gives the
+// full reply to code that needs it.
+type Error struct {
+	Stage string // connect, hello, recipient, message...
+	Code  int    // the SMTP reply code, 0 when there was none
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Code != 0 {
+		return fmt.Sprintf("mail: %s: smtp %d", e.Stage, e.Code)
+	}
+	if e.Stage == "connect" {
+		// A dial error names only the server's address.
+		return "mail: connect: " + e.Err.Error()
+	}
+	var ne net.Error
+	if errors.As(e.Err, &ne) && ne.Timeout() {
+		return "mail: " + e.Stage + ": timeout"
+	}
+	return "mail: " + e.Stage + ": failed"
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary reports whether the server asked to try again later (4xx).
+func (e *Error) Temporary() bool { return e.Code >= 400 && e.Code < 500 }
+
+func stageError(stage string, err error) error {
+	e := &Error{Stage: stage, Err: err}
+	var tp *textproto.Error
+	if errors.As(err, &tp) {
+		e.Code = tp.Code
+	}
+	return e
 }
 
 // compose renders m as an RFC 5322 message: UTF-8 text, quoted-printable
