@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -57,6 +58,10 @@ func tokenHash(secret string) []byte {
 	sum := sha256.Sum256([]byte(secret))
 	return sum[:]
 }
+
+// Hashes go to SQL as hex: GORM would expand a []byte argument of a raw
+// query into a list of its bytes.
+const hashParam = "decode(?, 'hex')"
 
 // badToken is the one answer for a link that is unknown, used or
 // expired, so a guess learns nothing about which.
@@ -114,14 +119,15 @@ func (s *Server) tokenTenant(ctx context.Context, secret string) (uuid.UUID, []b
 		return uuid.Nil, nil, badToken()
 	}
 	hash := tokenHash(secret)
-	var tenant *uuid.UUID
-	if err := s.DB.WithContext(ctx).Raw("SELECT account_token_tenant(?)", hash).Scan(&tenant).Error; err != nil {
+	var row struct{ Tenant *uuid.UUID }
+	err := s.DB.WithContext(ctx).Raw("SELECT account_token_tenant("+hashParam+") AS tenant", hex.EncodeToString(hash)).Scan(&row).Error
+	if err != nil {
 		return uuid.Nil, nil, internal(err)
 	}
-	if tenant == nil {
+	if row.Tenant == nil {
 		return uuid.Nil, nil, badToken()
 	}
-	return *tenant, hash, nil
+	return *row.Tenant, hash, nil
 }
 
 // validToken returns the user of a token that is unused and unexpired by
@@ -129,7 +135,7 @@ func (s *Server) tokenTenant(ctx context.Context, secret string) (uuid.UUID, []b
 func (s *Server) validToken(tx *gorm.DB, hash []byte, purpose string) (uuid.UUID, error) {
 	var ids []uuid.UUID
 	err := tx.Model(&models.AccountToken{}).
-		Where("token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?", hash, purpose, s.Now().UTC()).
+		Where("token_hash = "+hashParam+" AND purpose = ? AND used_at IS NULL AND expires_at > ?", hex.EncodeToString(hash), purpose, s.Now().UTC()).
 		Pluck("user_id", &ids).Error
 	if err != nil {
 		return uuid.Nil, internal(err)
@@ -146,8 +152,8 @@ func (s *Server) spendToken(tx *gorm.DB, hash []byte, purpose string) (uuid.UUID
 	now := s.Now().UTC()
 	var ids []uuid.UUID
 	err := tx.Raw(`UPDATE account_tokens SET used_at = ?
-		WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?
-		RETURNING user_id`, now, hash, purpose, now).Scan(&ids).Error
+		WHERE token_hash = `+hashParam+` AND purpose = ? AND used_at IS NULL AND expires_at > ?
+		RETURNING user_id`, now, hex.EncodeToString(hash), purpose, now).Scan(&ids).Error
 	if err != nil {
 		return uuid.Nil, internal(err)
 	}
@@ -195,7 +201,8 @@ func (s *Server) verifyEmail(c *gin.Context) error {
 	if err := bindJSON(c, &req); err != nil {
 		return err
 	}
-	if err := s.throttle(c, "account-token", s.ResetLimit); err != nil {
+	// As many as logins: a clinic's patients may share one address.
+	if err := s.throttle(c, "verify-email", s.LoginLimit); err != nil {
 		return err
 	}
 	tenant, hash, err := s.tokenTenant(c.Request.Context(), req.Token)
