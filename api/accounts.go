@@ -440,7 +440,7 @@ func (s *Server) confirmPasswordReset(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.clearLockout(ctx, tenantID, u.Email); err != nil {
+	if err := s.clearLockout(ctx, tenantID, normalisedOrRaw(u.Email)); err != nil {
 		return err
 	}
 	c.Status(http.StatusNoContent)
