@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -320,7 +321,7 @@ func (s *Server) requestPasswordReset(c *gin.Context) error {
 	// Counted per address whether or not it has an account, like the
 	// lockout, so the limit says nothing either.
 	fails, _ := s.lockoutKeys(tenant.ID, email)
-	allowed, err := s.allow(c.Request.Context(), "reset-mail:"+fails, accountMailRate)
+	allowed, err := s.allow(c.Request.Context(), "reset-mail:"+strings.TrimPrefix(fails, s.RedisPrefix+"login-fails:"), accountMailRate)
 	if err != nil {
 		return unavailable(err)
 	}
