@@ -19,6 +19,7 @@ dev: tools build
 tools:
 	$(GO) install github.com/stripe/stripe-mock@v0.203.0
 	$(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+	$(GO) install github.com/axllent/mailpit@v1.33.1
 
 build:
 	$(GO) build -o bin/carebook ./cmd/carebook

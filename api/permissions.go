@@ -68,6 +68,8 @@ var permissions = map[string][]models.Role{
 	"POST /v1/auth/mfa/totp/confirm":       roleEveryone,
 	"POST /v1/auth/mfa/recovery-codes":     roleEveryone,
 	"POST /v1/auth/mfa/disable":            roleMFAOptional,
+	"POST /v1/me/password":                 roleEveryone,
+	"POST /v1/me/verification-email":       roleEveryone,
 	"GET /v1/facilities":                   roleEveryone,
 	"GET /v1/specialties":                  roleEveryone,
 	"GET /v1/practitioners":                roleEveryone,

@@ -17,11 +17,13 @@ import (
 )
 
 // publicRoutes take no user token: they authenticate otherwise (a
-// password, a refresh token, a webhook signature, a lab partner's key).
+// password, a refresh token, a webhook signature, a lab partner's key, a
+// token from an account e-mail).
 var publicRoutes = []string{
 	"POST /v1/auth/signup", "POST /v1/auth/login", "POST /v1/auth/refresh",
 	"POST /v1/auth/mfa/verify", "POST /v1/auth/mfa/enrol", "POST /v1/auth/mfa/enrol/confirm",
 	"POST /v1/webhooks/stripe/:tenant", "POST /v1/labs/hl7", "POST /v1/labs/fhir",
+	"POST /v1/auth/verify-email", "POST /v1/auth/password-reset", "POST /v1/auth/password-reset/confirm",
 }
 
 var matrixRoles = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleBilling, models.RoleAdmin}

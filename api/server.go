@@ -16,7 +16,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/carebook/carebook/intake"
+	"github.com/carebook/carebook/mail"
 	"github.com/carebook/carebook/objstore"
+	"github.com/carebook/carebook/passwords"
 	"github.com/carebook/carebook/payments/accounts"
 	"github.com/carebook/carebook/reqid"
 	"github.com/go-redis/redis_rate/v10"
@@ -76,6 +78,18 @@ type Server struct {
 	// BreakGlassTTL is how long a doctor's emergency access lasts; zero
 	// means 30 minutes.
 	BreakGlassTTL time.Duration
+	// Mailer sends account e-mails (verification, password reset); nil
+	// sends none, and password reset answers 503.
+	Mailer mail.Mailer
+	// AppURL is the base of the links in account e-mails: the web app,
+	// which has a page for each.
+	AppURL string
+	// BreachedPasswords, when set, are refused on top of the embedded
+	// list (see package passwords).
+	BreachedPasswords *passwords.HashList
+	// ResetLimit is password-reset requests per client address a minute;
+	// zero means 5.
+	ResetLimit int64
 }
 
 // Router returns the HTTP handler with every route. This is the one list of
@@ -97,6 +111,12 @@ func (s *Server) Router() (http.Handler, error) {
 	}
 	if s.SignupLimit == 0 {
 		s.SignupLimit = defaultSignupLimit
+	}
+	if s.ResetLimit == 0 {
+		s.ResetLimit = defaultResetLimit
+	}
+	if s.AppURL == "" {
+		s.AppURL = "http://127.0.0.1:8080"
 	}
 	if s.UserRate.N == 0 {
 		s.UserRate = defaultUserRate
@@ -135,6 +155,9 @@ func (s *Server) Router() (http.Handler, error) {
 	v1.POST("/auth/mfa/verify", s.handle(validate), s.handle(s.verifyMFA))
 	v1.POST("/auth/mfa/enrol", s.handle(validate), s.handle(s.enrolMFA))
 	v1.POST("/auth/mfa/enrol/confirm", s.handle(validate), s.handle(s.confirmMFAEnrolment))
+	v1.POST("/auth/verify-email", s.handle(validate), s.handle(s.verifyEmail))
+	v1.POST("/auth/password-reset", s.handle(validate), s.handle(s.requestPasswordReset))
+	v1.POST("/auth/password-reset/confirm", s.handle(validate), s.handle(s.confirmPasswordReset))
 	v1.POST("/webhooks/stripe/:tenant", s.handle(validate), s.handle(s.stripeWebhook))
 	v1.POST("/labs/hl7", s.handle(s.authenticatePartner), s.handle(validate), s.handle(s.postHL7))
 	v1.POST("/labs/fhir", s.handle(s.authenticatePartner), s.handle(validate), s.handle(s.postFHIR))
@@ -152,6 +175,8 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/auth/mfa/totp/confirm", s.handle(s.confirmMFA))
 	authed.POST("/auth/mfa/recovery-codes", s.handle(s.replaceMFARecoveryCodes))
 	authed.POST("/auth/mfa/disable", s.handle(s.disableMFA))
+	authed.POST("/me/password", s.handle(s.changePassword))
+	authed.POST("/me/verification-email", s.handle(s.resendVerification))
 	authed.GET("/facilities", s.handle(s.listFacilities))
 	authed.GET("/specialties", s.handle(s.listSpecialties))
 	authed.GET("/practitioners", s.handle(s.listPractitioners))

@@ -221,23 +221,8 @@ func (s *Server) logout(c *gin.Context) error {
 // logoutEverywhere handles POST /v1/auth/logout-all: every session of the
 // caller ends, and every access token issued until now stops working.
 func (s *Server) logoutEverywhere(c *gin.Context) error {
-	ctx := c.Request.Context()
 	user := principal(c).UserID
-	families, err := s.Redis.SMembers(ctx, s.userSessionsKey(user)).Result()
-	if err != nil {
-		return unavailable(err)
-	}
-	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, f := range families {
-			p.Del(ctx, s.sessionKey(f))
-		}
-		p.Del(ctx, s.userSessionsKey(user))
-		// Kept as long as a session can live: it also ends sessions the
-		// list missed (one opened while this ran).
-		p.Set(ctx, s.revokedBeforeKey(user), strconv.FormatInt(s.Now().UnixMilli(), 10), RefreshTTL)
-		return nil
-	})
-	if err != nil {
+	if err := s.endSessions(c.Request.Context(), user, s.Now()); err != nil {
 		return unavailable(err)
 	}
 	if err := s.inTenant(c, func(tx *gorm.DB) error {
@@ -247,6 +232,27 @@ func (s *Server) logoutEverywhere(c *gin.Context) error {
 	}
 	c.Status(http.StatusNoContent)
 	return nil
+}
+
+// endSessions ends every session of user and every access token issued
+// to it up to and including the millisecond of before: log out
+// everywhere, and what a password reset or change does.
+func (s *Server) endSessions(ctx context.Context, user uuid.UUID, before time.Time) error {
+	families, err := s.Redis.SMembers(ctx, s.userSessionsKey(user)).Result()
+	if err != nil {
+		return err
+	}
+	_, err = s.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, f := range families {
+			p.Del(ctx, s.sessionKey(f))
+		}
+		p.Del(ctx, s.userSessionsKey(user))
+		// Kept as long as a session can live: it also ends sessions the
+		// list missed (one opened while this ran).
+		p.Set(ctx, s.revokedBeforeKey(user), strconv.FormatInt(before.UnixMilli(), 10), RefreshTTL)
+		return nil
+	})
+	return err
 }
 
 // revoked reports whether the caller logged out everywhere after p's

@@ -26,6 +26,8 @@ import (
 	"github.com/carebook/carebook/activities"
 	"github.com/carebook/carebook/api"
 	"github.com/carebook/carebook/intake"
+	"github.com/carebook/carebook/mail"
+	"github.com/carebook/carebook/mail/mailpit"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/models/modelstest"
@@ -136,6 +138,8 @@ func newStack(t *testing.T) *stack {
 		Namespace:   ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",
 	}
 	srv.Secrets = secrets
+	srv.Mailer = &mail.SMTP{Addr: mailbox.SMTPAddr, From: "no-reply@carebook.test"}
+	srv.AppURL = "https://app.carebook.test"
 	h, err := srv.Router()
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +166,10 @@ var stripeMockURL string
 // package; each stack gets its own bucket on it.
 var gateway *versitygw.Server
 
+// mailbox is the Mailpit that TestMain starts for the package: every
+// stack's account mails land in it (tests search it by recipient).
+var mailbox *mailpit.Server
+
 func TestMain(m *testing.M) {
 	mock, err := stripemock.Start(context.Background())
 	if err != nil {
@@ -180,7 +188,21 @@ func TestMain(m *testing.M) {
 		mock.Stop()
 		os.Exit(1)
 	}
+	mailDir, err := os.MkdirTemp("", "carebook-api-mail-")
+	if err != nil {
+		println(err.Error())
+		os.Exit(1)
+	}
+	mailbox, err = mailpit.Start(context.Background(), mailDir, mailpit.Options{})
+	if err != nil {
+		println("api tests need mailpit:", err.Error())
+		mock.Stop()
+		gateway.Stop()
+		os.Exit(1)
+	}
 	code := m.Run()
+	mailbox.Stop()
+	os.RemoveAll(mailDir)
 	mock.Stop()
 	gateway.Stop()
 	os.RemoveAll(dir)

@@ -140,6 +140,9 @@ type User struct {
 	PractitionerID *uuid.UUID `gorm:"type:uuid"`
 	FacilityID     *uuid.UUID `gorm:"type:uuid"`
 	CreatedAt      time.Time
+	// EmailVerifiedAt is when the user proved the address is theirs (by
+	// the link mailed to it); nil until then.
+	EmailVerifiedAt *time.Time
 }
 
 // AppointmentType says how long a visit lasts, how it happens, what it

@@ -38,6 +38,18 @@ type Config struct {
 	TLSCertFile       string   // CAREBOOK_TLS_CERT_FILE: PEM certificate chain; with the key, the api serves HTTPS itself
 	TLSKeyFile        string   // CAREBOOK_TLS_KEY_FILE: PEM private key of that certificate
 	S3                S3Config // CAREBOOK_S3_*: the object store (dev: a local versitygw unless S3_ENDPOINT is set)
+	SMTP              SMTPConfig
+	AppURL            string // CAREBOOK_APP_URL: base of the links in account e-mails (the web app)
+	BreachedPasswords string // CAREBOOK_BREACHED_PASSWORDS: file of SHA-1 hashes in HIBP's HASH:COUNT lines, refused as passwords
+	MailpitUIPort     int    // CAREBOOK_MAILPIT_UI_PORT: dev's Mailpit web UI (its SMTP port is picked free)
+}
+
+// SMTPConfig is the mail server account e-mails are handed to.
+type SMTPConfig struct {
+	Addr     string // CAREBOOK_SMTP_ADDR: host:port; empty sends no mail (dev: a local Mailpit)
+	From     string // CAREBOOK_SMTP_FROM: sender address; required with SMTP_ADDR
+	Username string // CAREBOOK_SMTP_USERNAME: PLAIN auth, only over TLS (STARTTLS) or to localhost
+	Password string // CAREBOOK_SMTP_PASSWORD
 }
 
 // S3Config is the object store's configuration.
@@ -81,6 +93,14 @@ func FromEnv() (Config, error) {
 			KMSKeyID:  os.Getenv("CAREBOOK_S3_KMS_KEY_ID"),
 		},
 	}
+	c.SMTP = SMTPConfig{
+		Addr:     os.Getenv("CAREBOOK_SMTP_ADDR"),
+		From:     os.Getenv("CAREBOOK_SMTP_FROM"),
+		Username: os.Getenv("CAREBOOK_SMTP_USERNAME"),
+		Password: os.Getenv("CAREBOOK_SMTP_PASSWORD"),
+	}
+	c.AppURL = os.Getenv("CAREBOOK_APP_URL")
+	c.BreachedPasswords = os.Getenv("CAREBOOK_BREACHED_PASSWORDS")
 	if v := os.Getenv("CAREBOOK_CORS_ORIGINS"); v != "" {
 		for _, o := range strings.Split(v, ",") {
 			c.CORSOrigins = append(c.CORSOrigins, strings.TrimSpace(o))
@@ -96,6 +116,9 @@ func FromEnv() (Config, error) {
 		return c, err
 	}
 	if c.TemporalUIPort, err = envInt("CAREBOOK_TEMPORAL_UI_PORT", 8233); err != nil {
+		return c, err
+	}
+	if c.MailpitUIPort, err = envInt("CAREBOOK_MAILPIT_UI_PORT", 8025); err != nil {
 		return c, err
 	}
 	if c.LoginLimit, err = envInt("CAREBOOK_LOGIN_LIMIT", 0); err != nil {

@@ -91,6 +91,14 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer stopStore()
+	mailNote, stopMail, err := devMail(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer stopMail()
+	if cfg.AppURL == "" {
+		cfg.AppURL = "http://" + cfg.HTTPAddr
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -130,6 +138,7 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	g.Go(func() error { return serveWorker(gctx, tc, db, accts, store, logger) })
 	g.Go(func() error { return serveAPI(gctx, ln, mln, cfg, logger, db, rdb, tc, accts, store) })
 	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network, payNote)
+	fmt.Fprintf(os.Stdout, "  Mail          %s\n\n", mailNote)
 	return g.Wait()
 }
 

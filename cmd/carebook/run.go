@@ -206,10 +206,19 @@ func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slo
 	if err != nil {
 		return err
 	}
+	mailer, err := newMailer(cfg, logger)
+	if err != nil {
+		return err
+	}
+	breached, err := loadBreached(cfg, logger)
+	if err != nil {
+		return err
+	}
 	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts, Store: store, Intake: in,
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSOrigins, AuditKey: cfg.AuditKey,
 		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
 	s.Secrets = api.KEKSealer{Sealer: accts.Sealer}
+	s.Mailer, s.AppURL, s.BreachedPasswords = mailer, cfg.AppURL, breached
 	h, err := s.Router()
 	if err != nil {
 		return err
