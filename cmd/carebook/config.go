@@ -36,6 +36,14 @@ type Config struct {
 	MLLPAddr          string   // CAREBOOK_MLLP_ADDR: where the api takes HL7 v2 over MLLP; "off" disables it
 	MLLPPartner       string   // CAREBOOK_MLLP_PARTNER: key ID of the partner that unrouted MLLP messages belong to (dev: the demo lab)
 	S3                S3Config // CAREBOOK_S3_*: the object store (dev: a local versitygw unless S3_ENDPOINT is set)
+	Retention         RetentionConfig
+}
+
+// RetentionConfig is how long the nightly retention run keeps what.
+type RetentionConfig struct {
+	OutboxDays       int // CAREBOOK_OUTBOX_RETENTION_DAYS: sent notifications, counted from sending (30)
+	IdempotencyHours int // CAREBOOK_IDEMPOTENCY_RETENTION_HOURS: Idempotency-Key answers (24)
+	AuditOnlineDays  int // CAREBOOK_AUDIT_ONLINE_DAYS: audit events in Postgres before they are archived (90)
 }
 
 // S3Config is the object store's configuration.
@@ -99,6 +107,22 @@ func FromEnv() (Config, error) {
 	}
 	if c.SignupLimit, err = envInt("CAREBOOK_SIGNUP_LIMIT", 0); err != nil {
 		return c, err
+	}
+	for _, v := range []struct {
+		name string
+		def  int
+		dst  *int
+	}{
+		{"CAREBOOK_OUTBOX_RETENTION_DAYS", 30, &c.Retention.OutboxDays},
+		{"CAREBOOK_IDEMPOTENCY_RETENTION_HOURS", 24, &c.Retention.IdempotencyHours},
+		{"CAREBOOK_AUDIT_ONLINE_DAYS", 90, &c.Retention.AuditOnlineDays},
+	} {
+		if *v.dst, err = envInt(v.name, v.def); err != nil {
+			return c, err
+		}
+		if *v.dst < 1 {
+			return c, fmt.Errorf("%s must be at least 1", v.name)
+		}
 	}
 	c.StripeURL = os.Getenv("CAREBOOK_STRIPE_URL")
 	if v := os.Getenv("CAREBOOK_SECRETS_KEY"); v != "" {
