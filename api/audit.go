@@ -139,10 +139,15 @@ func (s *Server) listAuditEvents(c *gin.Context) error {
 }
 
 // verifyAudit handles GET /v1/audit-events/verify: the tenant's chain
-// checked from its first event to its head, as `carebook audit verify`
-// does.
+// checked from its first event, through its archived segments, to its
+// head, and the head against the newest anchor, as `carebook audit
+// verify` does. A chain that holds has its head anchored.
 func (s *Server) verifyAudit(c *gin.Context) error {
-	rep, err := audit.Verify(c.Request.Context(), s.DB, s.AuditKey, principal(c).TenantID)
+	var opts []audit.Option
+	if s.Store != nil {
+		opts = append(opts, audit.WithArchive(s.Store), audit.WithAnchor(s.Now))
+	}
+	rep, err := audit.Verify(c.Request.Context(), s.DB, s.AuditKey, principal(c).TenantID, opts...)
 	if err != nil {
 		return internal(err)
 	}
@@ -150,6 +155,7 @@ func (s *Server) verifyAudit(c *gin.Context) error {
 	for i, b := range rep.Breaks {
 		breaks[i] = gin.H{"seq": b.Seq, "why": b.Why}
 	}
-	c.JSON(http.StatusOK, gin.H{"ok": rep.OK(), "events": rep.Events, "head": rep.Head, "breaks": breaks})
+	c.JSON(http.StatusOK, gin.H{"ok": rep.OK(), "events": rep.Events, "head": rep.Head, "breaks": breaks,
+		"archived": rep.Archived, "segments": rep.Segments, "anchored": rep.Anchored})
 	return nil
 }

@@ -66,6 +66,11 @@ func TestAuditLogForAdmins(t *testing.T) {
 	if v.Status != http.StatusOK || v.Body["ok"] != true || v.Body["events"].(float64) < 5 {
 		t.Fatalf("verify: %d %s", v.Status, v.Raw)
 	}
+	// The verified head was anchored in the object store, and the next
+	// verification checks the head against that anchor.
+	if again := st.do("GET", "/v1/audit-events/verify", admin, nil); again.Body["ok"] != true || again.Body["anchored"] != v.Body["head"] {
+		t.Fatalf("verify against the anchor: %s (first: %s)", again.Raw, v.Raw)
+	}
 	// Tampering with the owner's connection shows in the verification.
 	if err := st.Admin.Exec("UPDATE audit_events SET actor_role = 'billing' WHERE seq = 2 AND tenant_id = ?", st.Demo.Tenant.ID).Error; err != nil {
 		t.Fatal(err)

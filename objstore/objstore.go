@@ -246,7 +246,7 @@ func (s *Store) PutKey(ctx context.Context, tenant uuid.UUID, key string, body [
 	return s.put(ctx, key, body, sum, contentType)
 }
 
-func (s *Store) put(ctx context.Context, key string, body []byte, sum [32]byte, contentType string) (Object, error) {
+func (s *Store) put(ctx context.Context, key string, body []byte, sum [32]byte, contentType string, mods ...func(*s3.PutObjectInput)) (Object, error) {
 	if contentType == "" {
 		contentType = "application/octet-stream"
 	}
@@ -269,6 +269,9 @@ func (s *Store) put(ctx context.Context, key string, body []byte, sum [32]byte, 
 		if s.cfg.KMSKeyID != "" {
 			in.SSEKMSKeyId = aws.String(s.cfg.KMSKeyID)
 		}
+	}
+	for _, m := range mods {
+		m(in)
 	}
 	if _, err := s.client.PutObject(ctx, in); err != nil {
 		return Object{}, fmt.Errorf("objstore: put %s: %w", key, err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/carebook/carebook/audit"
 	"github.com/carebook/carebook/models"
@@ -48,14 +49,28 @@ func runAudit(ctx context.Context, cfg Config, _ *slog.Logger) error {
 	if len(args) > 1 && len(tenants) != len(args)-1 {
 		return fmt.Errorf("some of the tenants %v do not exist", args[1:])
 	}
+	// With the object store, archived segments are checked too and each
+	// verified head is anchored. Without it (beside dev, whose store has
+	// keys of its own: use GET /v1/audit-events/verify) a tenant with an
+	// archive fails to verify and no anchor is checked.
+	var opts []audit.Option
+	if cfg.S3.AccessKey != "" {
+		store, err := openStore(ctx, cfg.S3)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, audit.WithArchive(store), audit.WithAnchor(time.Now))
+	} else {
+		fmt.Println("no object store configured (CAREBOOK_S3_*): archived segments and head anchors are not checked")
+	}
 	broken := 0
 	for _, t := range tenants {
-		rep, err := audit.Verify(ctx, db, cfg.AuditKey, t.ID)
+		rep, err := audit.Verify(ctx, db, cfg.AuditKey, t.ID, opts...)
 		if err != nil {
 			return err
 		}
 		if rep.OK() {
-			fmt.Printf("ok      %s  %d events, head %d\n", t.Slug, rep.Events, rep.Head)
+			fmt.Printf("ok      %s  %d events (%d archived), head %d, anchor %d\n", t.Slug, rep.Events, rep.Archived, rep.Head, rep.Anchored)
 			continue
 		}
 		broken++

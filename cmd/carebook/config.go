@@ -42,6 +42,7 @@ type Config struct {
 	AppURL            string // CAREBOOK_APP_URL: base of the links in account e-mails (the web app)
 	BreachedPasswords string // CAREBOOK_BREACHED_PASSWORDS: file of SHA-1 hashes in HIBP's HASH:COUNT lines, refused as passwords
 	MailpitUIPort     int    // CAREBOOK_MAILPIT_UI_PORT: dev's Mailpit web UI (its SMTP port is picked free)
+	Retention         RetentionConfig
 }
 
 // SMTPConfig is the mail server account e-mails are handed to.
@@ -50,6 +51,13 @@ type SMTPConfig struct {
 	From     string // CAREBOOK_SMTP_FROM: sender address; required with SMTP_ADDR
 	Username string // CAREBOOK_SMTP_USERNAME: PLAIN auth, only over TLS (STARTTLS) or to localhost
 	Password string // CAREBOOK_SMTP_PASSWORD
+}
+
+// RetentionConfig is how long the nightly retention run keeps what.
+type RetentionConfig struct {
+	OutboxDays       int // CAREBOOK_OUTBOX_RETENTION_DAYS: sent notifications, counted from sending (30)
+	IdempotencyHours int // CAREBOOK_IDEMPOTENCY_RETENTION_HOURS: Idempotency-Key answers (24)
+	AuditOnlineDays  int // CAREBOOK_AUDIT_ONLINE_DAYS: audit events in Postgres before they are archived (90)
 }
 
 // S3Config is the object store's configuration.
@@ -126,6 +134,22 @@ func FromEnv() (Config, error) {
 	}
 	if c.SignupLimit, err = envInt("CAREBOOK_SIGNUP_LIMIT", 0); err != nil {
 		return c, err
+	}
+	for _, v := range []struct {
+		name string
+		def  int
+		dst  *int
+	}{
+		{"CAREBOOK_OUTBOX_RETENTION_DAYS", 30, &c.Retention.OutboxDays},
+		{"CAREBOOK_IDEMPOTENCY_RETENTION_HOURS", 24, &c.Retention.IdempotencyHours},
+		{"CAREBOOK_AUDIT_ONLINE_DAYS", 90, &c.Retention.AuditOnlineDays},
+	} {
+		if *v.dst, err = envInt(v.name, v.def); err != nil {
+			return c, err
+		}
+		if *v.dst < 1 {
+			return c, fmt.Errorf("%s must be at least 1", v.name)
+		}
 	}
 	c.StripeURL = os.Getenv("CAREBOOK_STRIPE_URL")
 	if v := os.Getenv("CAREBOOK_SECRETS_KEY"); v != "" {

@@ -11,6 +11,8 @@
 //	                  print each acknowledgment
 //	carebook audit verify [TENANT-SLUG...]
 //	                  check the tenants' audit hash chains
+//	carebook retention run
+//	                  start a retention run now, through its Schedule
 //	carebook dev-event PAYMENT-ID [TYPE]
 //	                  send dev's api a signed Stripe event about a payment,
 //	                  as Stripe would after the patient pays
@@ -32,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|dev-event|demo-otp")
+		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|retention|dev-event|demo-otp")
 		os.Exit(2)
 	}
 	cfg, err := FromEnv()
@@ -54,10 +56,11 @@ func main() {
 		"send-hl7":  runSendHL7,
 		"audit":     runAudit,
 		"demo-otp":  runDemoOTP,
+		"retention": runRetention,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit, dev-event or demo-otp\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit, retention, dev-event or demo-otp\n", os.Args[1])
 		os.Exit(2)
 	}
 	if err := cmd(ctx, cfg, logger); err != nil {

@@ -93,12 +93,20 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if len(cfg.AuditKey) == 0 {
+		return errors.New("CAREBOOK_AUDIT_KEY is required for carebook worker, which archives the audit log (the api's key)")
+	}
+	rdb, err := dialRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
 	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	return serveWorker(ctx, tc, db, accts, store, logger)
+	return serveWorker(ctx, tc, db, accts, store, newRetention(cfg, db, store, rdb), logger)
 }
 
 // newAccounts builds the tenants' payment accounts over db.
@@ -113,12 +121,14 @@ func newAccounts(cfg Config, db *gorm.DB) (*accounts.Accounts, error) {
 	return &accounts.Accounts{DB: db, Sealer: sealer, StripeURL: cfg.StripeURL}, nil
 }
 
-func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store, logger *slog.Logger) error {
+func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store,
+	ret *activities.Retention, logger *slog.Logger) error {
 	w := workers.New(tc, workers.Deps{
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
 		Settlement:   &activities.Settlement{DB: db, Providers: accts, Store: store},
 		Labs:         &activities.Labs{DB: db, Store: store, RenderPDF: activities.RenderReportPDF},
+		Retention:    ret,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -128,6 +138,9 @@ func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *acco
 	// it, and the next start tries again.
 	if err := workers.EnsureSettlementSchedules(ctx, tc, db); err != nil {
 		logger.Error("settlement schedules not ensured", "error", err)
+	}
+	if err := workers.EnsureRetentionSchedule(ctx, tc); err != nil {
+		logger.Error("retention schedule not ensured", "error", err)
 	}
 	go resumeLabMessages(ctx, &intake.Intake{DB: db, Temporal: tc}, logger)
 	<-ctx.Done()
