@@ -18,6 +18,11 @@ import (
 // as the read, so there is no read without its record.
 func (s *Server) audit(c *gin.Context, tx *gorm.DB, action, resourceType string, resourceID, patientID *uuid.UUID, reason string) error {
 	p := principal(c)
+	if reason == "" && actsFor(p, patientID) {
+		// A parent or caregiver acting for a dependant: the event's user
+		// is who acted, its patient whom they acted for.
+		reason = "proxy"
+	}
 	return s.record(c, tx, models.AuditEvent{
 		TenantID: p.TenantID, ActorUser: &p.UserID, ActorRole: string(p.Role),
 		Action: action, ResourceType: resourceType, ResourceID: resourceID, PatientID: patientID, Reason: reason,
