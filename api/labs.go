@@ -226,10 +226,11 @@ func (s *Server) listLabResults(c *gin.Context) error {
 			return internal(err)
 		}
 		whose := patient
-		if p.Role == models.RolePatient && whose == nil {
+		if p.Role == models.RolePatient {
 			whose = &p.PatientID
 			// A proxy's list holds dependants' results too: each
-			// dependant read gets its own event.
+			// dependant read gets its own event (and a patient_id out of
+			// reach, which finds nothing, none).
 			seen := map[uuid.UUID]bool{p.PatientID: true}
 			for _, r := range rows {
 				if !seen[r.PatientID] {
