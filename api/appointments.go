@@ -166,6 +166,9 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 	if res.Outcome != workflows.OutcomeBooked {
 		return s.takenProblem(c, o, patientID, start, res.Conflict)
 	}
+	if err := s.auditProxy(c, "book", apptID, patientID); err != nil {
+		return err
+	}
 	view, err := s.viewAppointment(c, apptID)
 	if err != nil {
 		return err
@@ -195,7 +198,7 @@ type paymentView struct {
 }
 
 // resolvePatient decides whose appointment this is: a patient books for
-// themselves; staff and admins name the patient.
+// themselves or a dependant; staff and admins name the patient.
 func resolvePatient(tx *gorm.DB, p Principal, requested string) (uuid.UUID, string, error) {
 	id := p.PatientID
 	if p.Role != models.RolePatient {
@@ -204,7 +207,20 @@ func resolvePatient(tx *gorm.DB, p Principal, requested string) (uuid.UUID, stri
 			return uuid.Nil, "", invalid("unknown-patient", "patient_id is required and must name a patient.")
 		}
 	} else if requested != "" && requested != id.String() {
-		return uuid.Nil, "", forbidden()
+		// A proxy books for a dependant; for anyone else a patient is
+		// refused, as before there were proxies.
+		dep, err := uuid.Parse(requested)
+		if err != nil {
+			return uuid.Nil, "", forbidden()
+		}
+		ok, err := reachesPatient(tx, p, dep)
+		if err != nil {
+			return uuid.Nil, "", internal(err)
+		}
+		if !ok {
+			return uuid.Nil, "", forbidden()
+		}
+		id = dep
 	}
 	var patient models.Patient
 	if err := tx.Where("id = ?", id).Take(&patient).Error; err != nil {
@@ -337,13 +353,14 @@ func workflowProblem(err error) error {
 }
 
 // visible narrows a query on appointments to what the caller may see:
-// patients their own, doctors theirs, staff their facility's; admins and
+// patients their own and their dependants', doctors theirs, staff their
+// facility's; admins and
 // billing the whole tenant (RLS has already cut it to the tenant).
 func visible(p Principal) func(*gorm.DB) *gorm.DB {
 	return func(q *gorm.DB) *gorm.DB {
 		switch p.Role {
 		case models.RolePatient:
-			return q.Where("a.patient_id = ?", p.PatientID)
+			return where(q, p, patientReachSQL("a.patient_id"))
 		case models.RoleDoctor:
 			return q.Where("a.practitioner_id = ?", p.PractitionerID)
 		case models.RoleStaff:
@@ -431,6 +448,9 @@ func (s *Server) getAppointment(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.auditProxy(c, "read", id, uuid.MustParse(v.PatientID)); err != nil {
+		return err
+	}
 	c.JSON(http.StatusOK, v)
 	return nil
 }
@@ -465,8 +485,15 @@ func (s *Server) listAppointments(c *gin.Context) error {
 		return internal(err)
 	}
 	out := make([]appointmentView, len(rows))
+	listed := map[uuid.UUID]bool{}
 	for i, r := range rows {
 		out[i] = s.view(p, r)
+		if actsFor(p, &r.PatientID) && !listed[r.PatientID] {
+			listed[r.PatientID] = true
+			if err := s.auditProxy(c, "list", uuid.Nil, r.PatientID); err != nil {
+				return err
+			}
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"items": out})
 	return nil
@@ -508,6 +535,9 @@ func (s *Server) cancelAppointment(c *gin.Context) error {
 	// reason code and the text goes straight to the row.
 	code := "requested-by-" + string(p.Role)
 	if err := s.update(c, appt.ID, workflows.UpdateCancel, workflows.CancelRequest{Reason: code, By: string(p.Role), UserID: p.UserID.String()}); err != nil {
+		return err
+	}
+	if err := s.auditProxy(c, "cancel", uuid.MustParse(appt.ID), uuid.MustParse(appt.PatientID)); err != nil {
 		return err
 	}
 	err = s.inTenant(c, func(tx *gorm.DB) error {
@@ -579,6 +609,9 @@ func (s *Server) rescheduleAppointment(c *gin.Context) error {
 		return s.takenProblem(c, o, patientID, start, who)
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.auditProxy(c, "reschedule", uuid.MustParse(appt.ID), patientID); err != nil {
 		return err
 	}
 	return s.respondAppointment(c, appt.ID)

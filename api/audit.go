@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,6 +19,12 @@ import (
 // as the read, so there is no read without its record.
 func (s *Server) audit(c *gin.Context, tx *gorm.DB, action, resourceType string, resourceID, patientID *uuid.UUID, reason string) error {
 	p := principal(c)
+	if actsFor(p, patientID) {
+		// A parent or caregiver acting for a dependant: the event's user
+		// is who acted, its patient whom they acted for, and its reason
+		// says so before any reason of its own.
+		reason = strings.TrimSuffix("proxy: "+reason, ": ")
+	}
 	return s.record(c, tx, models.AuditEvent{
 		TenantID: p.TenantID, ActorUser: &p.UserID, ActorRole: string(p.Role),
 		Action: action, ResourceType: resourceType, ResourceID: resourceID, PatientID: patientID, Reason: reason,

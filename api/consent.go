@@ -71,24 +71,26 @@ func viewConsent(r models.Consent) consentView {
 }
 
 // consentPatient is the patient a consent request is about: a patient's
-// own, or the one staff name (in their tenant).
+// own or, named, a dependant's they act for; for staff one seen at their
+// facility, for admins any of the tenant's (reach.go). Anyone else is
+// "not found".
 func consentPatient(c *gin.Context, tx *gorm.DB, requested string) (uuid.UUID, error) {
 	p := principal(c)
-	if p.Role == models.RolePatient {
-		if requested != "" && requested != p.PatientID.String() {
-			return uuid.Nil, notFound("patient")
-		}
+	if p.Role == models.RolePatient && (requested == "" || requested == p.PatientID.String()) {
 		return p.PatientID, nil
 	}
 	id, err := uuid.Parse(requested)
 	if err != nil {
+		if p.Role == models.RolePatient {
+			return uuid.Nil, notFound("patient")
+		}
 		return uuid.Nil, invalid("patient-required", "Name the patient (patient_id).")
 	}
-	var n int64
-	if err := tx.Model(&models.Patient{}).Where("id = ?", id).Count(&n).Error; err != nil {
+	ok, err := reachesPatient(tx, p, id)
+	if err != nil {
 		return uuid.Nil, internal(err)
 	}
-	if n == 0 {
+	if !ok {
 		return uuid.Nil, notFound("patient")
 	}
 	return id, nil

@@ -45,6 +45,8 @@ func TestConsentLedgerAndSMSReminders(t *testing.T) {
 	if r := consent(john, map[string]any{"patient_id": st.Demo.Patients[0].ID.String(), "purpose": "marketing", "granted": false, "channel": "web"}); r.Status != http.StatusNotFound {
 		t.Fatalf("for another patient: %d %s", r.Status, r.Raw)
 	}
+	// A visit at the Istanbul clinic puts John in its desk's reach.
+	appt := st.seedAppointment(t)
 	// The desk records a consent a patient gave in person.
 	staff := st.login("demo", "staff.istanbul@demo.carebook.test")
 	if r := consent(staff, map[string]any{"patient_id": st.Demo.Patients[1].ID.String(), "purpose": "health_data", "granted": true, "channel": "desk", "notice_id": clarification}); r.Status != http.StatusCreated {
@@ -52,7 +54,6 @@ func TestConsentLedgerAndSMSReminders(t *testing.T) {
 	}
 
 	// A reminder while John consents: e-mail and SMS.
-	appt := st.seedAppointment(t)
 	remind := func(step string) {
 		err := st.Deps.Appointments.EnqueueNotification(t.Context(), workflows.Notification{
 			TenantID: st.Demo.Tenant.ID.String(), DedupeKey: "appointment:" + appt.String() + ":" + step,

@@ -63,6 +63,22 @@ type candidateView struct {
 	Why string `json:"why"`
 }
 
+// labMessageReach narrows a query on lab_messages (alias m) for staff: a
+// message no patient is filed under yet (the unmatched queue, rejected
+// and dismissed messages) is the whole tenant's lab desk work, since no
+// lab partner is tied to a facility; a filed message is a patient's
+// record, reached as their results are (a patient seen at the facility,
+// or a result ordered by one of its doctors). Admins see every message.
+func labMessageReach(p Principal) func(*gorm.DB) *gorm.DB {
+	return func(q *gorm.DB) *gorm.DB {
+		if p.Role != models.RoleStaff {
+			return q
+		}
+		return where(q, p, "(m.patient_id IS NULL OR "+seenAtFacilitySQL("m.patient_id")+
+			" OR EXISTS (SELECT 1 FROM lab_reports mr WHERE mr.message_id = m.id AND "+worksAtFacilitySQL("mr.ordering_practitioner_id")+"))")
+	}
+}
+
 func (s *Server) labMessageOf(m models.LabMessage) labMessageView {
 	v := labMessageView{
 		ID: m.ID.String(), MessageID: m.MessageID, Format: m.Format, Transport: m.Transport, Status: m.Status,
@@ -87,7 +103,7 @@ func (s *Server) listLabMessages(c *gin.Context) error {
 	}
 	var rows []models.LabMessage
 	err := s.inTenant(c, func(tx *gorm.DB) error {
-		q := tx.Order("received_at DESC, id").Limit(200)
+		q := tx.Table("lab_messages m").Scopes(labMessageReach(principal(c))).Order("received_at DESC, id").Limit(200)
 		if status != "all" {
 			q = q.Where("status = ?", status)
 		}
@@ -113,7 +129,7 @@ func (s *Server) openLabMessage(c *gin.Context, tx *gorm.DB) (models.LabMessage,
 		return models.LabMessage{}, err
 	}
 	var m models.LabMessage
-	err = tx.Where("id = ?", id).Take(&m).Error
+	err = tx.Table("lab_messages m").Scopes(labMessageReach(principal(c))).Where("m.id = ?", id).Take(&m).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return m, notFound("lab message")
 	}

@@ -29,8 +29,10 @@ const pdfLinkTTL = 5 * time.Minute
 // seen or will see (a booked, attended or missed visit; a cancelled or
 // held one grants nothing, or a patient could open their record to any
 // doctor by booking and cancelling), and those they opened by break-glass
-// while the grant lasts; staff and admins the tenant's (RLS has cut it to the
-// tenant already).
+// while the grant lasts, and those of patients assigned to their care;
+// staff those of patients seen at their facility and those its doctors
+// ordered; admins the tenant's (RLS has cut it to the tenant already).
+// Patients also reach their dependants' released results (reach.go).
 func labVisible(p Principal) func(*gorm.DB) *gorm.DB { return labReach(p, true) }
 
 // labActable is labVisible for changing a result (review, release): a
@@ -42,7 +44,9 @@ func labReach(p Principal, breakGlass bool) func(*gorm.DB) *gorm.DB {
 	return func(q *gorm.DB) *gorm.DB {
 		switch p.Role {
 		case models.RolePatient:
-			return q.Where("r.patient_id = ? AND r.released_at IS NOT NULL", p.PatientID)
+			// A proxy reads a dependant's released results as the
+			// dependant would (reach.go).
+			return where(q, p, "r.released_at IS NOT NULL AND "+patientReachSQL("r.patient_id"))
 		case models.RoleDoctor:
 			glass := ""
 			if breakGlass {
@@ -51,9 +55,13 @@ func labReach(p Principal, breakGlass bool) func(*gorm.DB) *gorm.DB {
 			}
 			return q.Where("(r.ordering_practitioner_id = @doctor OR r.ordering_practitioner_id IS NULL OR EXISTS "+
 				"(SELECT 1 FROM appointments a WHERE a.patient_id = r.patient_id AND a.practitioner_id = @doctor "+
-				"AND a.status IN ('booked', 'arrived', 'fulfilled', 'noshow')) "+glass+")",
+				"AND a.status IN ('booked', 'arrived', 'fulfilled', 'noshow')) OR "+assignedSQL("r.patient_id")+" "+glass+")",
 				sql.Named("doctor", p.PractitionerID))
-		case models.RoleStaff, models.RoleAdmin:
+		case models.RoleStaff:
+			// A facility's desk reaches the results of patients seen
+			// there and those its own doctors ordered (reach.go).
+			return where(q, p, "("+seenAtFacilitySQL("r.patient_id")+" OR "+worksAtFacilitySQL("r.ordering_practitioner_id")+")")
+		case models.RoleAdmin:
 			return q
 		}
 		return q.Where("false")
@@ -220,6 +228,18 @@ func (s *Server) listLabResults(c *gin.Context) error {
 		whose := patient
 		if p.Role == models.RolePatient {
 			whose = &p.PatientID
+			// A proxy's list holds dependants' results too: each
+			// dependant read gets its own event (and a patient_id out of
+			// reach, which finds nothing, none).
+			seen := map[uuid.UUID]bool{p.PatientID: true}
+			for _, r := range rows {
+				if !seen[r.PatientID] {
+					seen[r.PatientID] = true
+					if err := s.audit(c, tx, "list", "lab_report", nil, &r.PatientID, ""); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		return s.audit(c, tx, "list", "lab_report", nil, whose, "")
 	})

@@ -56,6 +56,13 @@ var (
 	// MFA: everyone manages their own; only patients, for whom it is
 	// optional, may turn it off.
 	roleMFAOptional = []models.Role{models.RolePatient}
+	// Care assignments and proxy relations (care.go): the desk and admins
+	// make and end them; doctors list their own assignments, patients the
+	// relations they are either side of.
+	roleCareManage  = []models.Role{models.RoleStaff, models.RoleAdmin}
+	roleCareList    = []models.Role{models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+	roleProxyManage = []models.Role{models.RoleStaff, models.RoleAdmin}
+	roleProxyList   = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -112,6 +119,12 @@ var permissions = map[string][]models.Role{
 	"GET /v1/lab-messages/:id/raw":         roleLabQueue,
 	"POST /v1/lab-messages/:id/assign":     roleLabQueue,
 	"POST /v1/lab-messages/:id/dismiss":    roleLabQueue,
+	"POST /v1/care-assignments":            roleCareManage,
+	"GET /v1/care-assignments":             roleCareList,
+	"POST /v1/care-assignments/:id/end":    roleCareManage,
+	"POST /v1/proxy-relations":             roleProxyManage,
+	"GET /v1/proxy-relations":              roleProxyList,
+	"POST /v1/proxy-relations/:id/end":     roleProxyManage,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

@@ -219,6 +219,12 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/lab-messages/:id/raw", s.handle(s.labMessageRaw))
 	authed.POST("/lab-messages/:id/assign", s.handle(s.assignLabMessage))
 	authed.POST("/lab-messages/:id/dismiss", s.handle(s.dismissLabMessage))
+	authed.POST("/care-assignments", s.handle(s.createCareAssignment))
+	authed.GET("/care-assignments", s.handle(s.listCareAssignments))
+	authed.POST("/care-assignments/:id/end", s.handle(s.endCareAssignment))
+	authed.POST("/proxy-relations", s.handle(s.createProxyRelation))
+	authed.GET("/proxy-relations", s.handle(s.listProxyRelations))
+	authed.POST("/proxy-relations/:id/end", s.handle(s.endProxyRelation))
 	return r, nil
 }
 

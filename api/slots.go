@@ -36,6 +36,11 @@ func (s *Server) practitionerSlots(c *gin.Context) error {
 	var zone string
 	err = s.inTenant(c, func(tx *gorm.DB) error {
 		o, err := s.offerFor(c, tx, id, facility, typeID)
+		if p, ok := err.(*Problem); ok && p.Type == "unknown-practitioner" {
+			// The practitioner is the path's resource: one this tenant
+			// does not have is not found, as every path ID is.
+			return notFound("practitioner")
+		}
 		if err != nil {
 			return err
 		}

@@ -89,6 +89,7 @@ func Seed(ctx context.Context, db *gorm.DB, o Options) (Network, error) {
 			rules(o, n), &n.Patients, users(o.Slug, n, hash)}
 		steps = append(steps, labs(n)...)
 		steps = append(steps, notices(n))
+		steps = append(steps, care(o, n)...)
 		for _, rows := range steps {
 			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(rows).Error; err != nil {
 				return err
@@ -154,6 +155,9 @@ func build(o Options) Network {
 		// ../shared/cases/hl7, so that sending them files real results.
 		{ID: id(s, "patient", "philip"), TenantID: t, GivenName: "Philip", FamilyName: "Johnson", BirthDate: date(2007, 5, 26), Phone: "+1 303 555 8889"},
 		{ID: id(s, "patient", "paul"), TenantID: t, GivenName: "Paul", FamilyName: "Miller", BirthDate: date(2005, 7, 15), Phone: "+1 303 554 9936"},
+		// Ayşe's son, a child without an account of his own: she books and
+		// reads for him as his proxy (see care).
+		{ID: id(s, "patient", "deniz"), TenantID: t, GivenName: "Deniz", FamilyName: "Öztürk", BirthDate: date(2016, 4, 12)},
 	}
 	n.LabPartners = []models.LabPartner{
 		// The demo's own lab: HTTP partners use its key, and dev's MLLP
@@ -263,7 +267,7 @@ func users(s string, n Network, hash string) *[]models.User {
 		return models.User{ID: id(s, "user", email), TenantID: t, Email: email, PasswordHash: hash, Role: role, EmailVerifiedAt: &verified}
 	}
 	var out []models.User
-	for i := range n.Patients {
+	for i := range patientLogins {
 		email := patientLogins[i] + "@" + s + ".carebook.test"
 		x := u(email, models.RolePatient)
 		x.PatientID = &n.Patients[i].ID
@@ -287,7 +291,7 @@ func users(s string, n Network, hash string) *[]models.User {
 func Logins(slug string) []Login {
 	d := "@" + slug + ".carebook.test"
 	out := []Login{
-		{"ayse" + d, models.RolePatient, "patient Ayşe Öztürk"},
+		{"ayse" + d, models.RolePatient, "patient Ayşe Öztürk, proxy (parent) of her son Deniz, who has no account"},
 		{"john" + d, models.RolePatient, "patient John Doe"},
 		{"philip" + d, models.RolePatient, "patient Philip Johnson (the NIST sample lab message)"},
 		{"paul" + d, models.RolePatient, "patient Paul Miller (the Cerner sample lab message)"},
@@ -301,6 +305,23 @@ func Logins(slug string) []Login {
 		Login{"billing" + d, models.RoleBilling, "billing"},
 		Login{"admin" + d, models.RoleAdmin, "tenant admin"},
 	)
+}
+
+// care seeds one of each way beyond a visit that reaches a patient's
+// record: Ayşe acts for her son Deniz (a parent's relation, checked at
+// the Istanbul desk, until his 18th birthday), and Philip Johnson is
+// referred to Dr. Sarah Miller (doctor4) by the New York desk, so she
+// reads his results without having seen him.
+func care(o Options, n Network) []any {
+	t, s := n.Tenant.ID, n.Tenant.Slug
+	from := time.Date(o.Now.Year(), o.Now.Month(), o.Now.Day(), 0, 0, 0, 0, time.UTC)
+	proxies := []models.ProxyRelation{{ID: id(s, "proxy", "ayse/deniz"), TenantID: t, ProxyPatientID: id(s, "patient", "ayse"),
+		PatientID: id(s, "patient", "deniz"), Kind: "parent", VerifiedBy: id(s, "user", "staff.istanbul@"+s+".carebook.test"),
+		ValidFrom: from, ValidUntil: date(2034, 4, 12)}}
+	assignments := []models.CareAssignment{{ID: id(s, "care", "philip/Dr. Sarah Miller"), TenantID: t,
+		PractitionerID: id(s, "practitioner", "Dr. Sarah Miller"), PatientID: id(s, "patient", "philip"), Reason: "referral",
+		AssignedBy: id(s, "user", "staff.newyork@"+s+".carebook.test"), ValidFrom: from}}
+	return []any{&proxies, &assignments}
 }
 
 // notices seeds version 1 of the privacy notice and the KVKK clarification
