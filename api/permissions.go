@@ -52,6 +52,10 @@ var (
 	roleLabRelease = []models.Role{models.RoleDoctor, models.RoleAdmin}
 	roleLabRaw     = []models.Role{models.RoleStaff, models.RoleAdmin}
 	roleLabQueue   = []models.Role{models.RoleStaff, models.RoleAdmin}
+
+	// Encryption keys: the tenant's admins start a rotation of its data
+	// key; nobody reads key material through the API.
+	roleKeys = []models.Role{models.RoleAdmin}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -101,6 +105,7 @@ var permissions = map[string][]models.Role{
 	"GET /v1/lab-messages/:id/raw":         roleLabQueue,
 	"POST /v1/lab-messages/:id/assign":     roleLabQueue,
 	"POST /v1/lab-messages/:id/dismiss":    roleLabQueue,
+	"POST /v1/admin/keys/rotate":           roleKeys,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

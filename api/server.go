@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/carebook/carebook/intake"
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/payments/accounts"
 	"github.com/go-redis/redis_rate/v10"
@@ -33,6 +34,9 @@ type Server struct {
 	Tokens   *Tokens
 	// Accounts holds each tenant's payment provider settings.
 	Accounts *accounts.Accounts
+	// Keys holds the tenants' encryption keys: blind indexes of national
+	// IDs, and how long a key rotation must wait for caches to expire.
+	Keys *keyring.Keyring
 	// AuditKey keys the audit chain's HMAC (and the lockout counters'
 	// names); at least 32 bytes. The database never holds it.
 	AuditKey []byte
@@ -178,6 +182,7 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/lab-messages/:id/raw", s.handle(s.labMessageRaw))
 	authed.POST("/lab-messages/:id/assign", s.handle(s.assignLabMessage))
 	authed.POST("/lab-messages/:id/dismiss", s.handle(s.dismissLabMessage))
+	authed.POST("/admin/keys/rotate", s.handle(s.rotateKeys))
 	return r, nil
 }
 

@@ -11,6 +11,8 @@
 //	                  print each acknowledgment
 //	carebook audit verify [TENANT-SLUG...]
 //	                  check the tenants' audit hash chains
+//	carebook keys rotate TENANT-SLUG
+//	                  rotate the tenant's data key (a KeyRotation workflow)
 //	carebook dev-event PAYMENT-ID [TYPE]
 //	                  send dev's api a signed Stripe event about a payment,
 //	                  as Stripe would after the patient pays
@@ -29,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|dev-event")
+		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|keys|dev-event")
 		os.Exit(2)
 	}
 	cfg, err := FromEnv()
@@ -50,10 +52,11 @@ func main() {
 		"dev-event": runDevEvent,
 		"send-hl7":  runSendHL7,
 		"audit":     runAudit,
+		"keys":      runKeys,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit or dev-event\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit, keys or dev-event\n", os.Args[1])
 		os.Exit(2)
 	}
 	if err := cmd(ctx, cfg, logger); err != nil {
