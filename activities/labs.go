@@ -13,8 +13,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"github.com/carebook/carebook/labs"
 	"github.com/carebook/carebook/keyring"
+	"github.com/carebook/carebook/labs"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/nationalid"
 	"github.com/carebook/carebook/objstore"

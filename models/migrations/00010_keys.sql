@@ -57,7 +57,7 @@ ALTER TABLE patient_identifiers
         OR (value IS NULL AND value_sealed IS NOT NULL AND value_index IS NOT NULL)),
     ADD CONSTRAINT patient_identifiers_national_sealed CHECK (value IS NULL OR system NOT IN (
         'urn:oid:2.16.840.1.113883.4.1', 'http://hl7.org/fhir/sid/us-ssn',
-        'urn:oid:2.16.792.1.56.5.2.1.1', 'urn:oid:2.16.792.1.56.5.2.1.1.1')));
+        'urn:oid:2.16.792.1.56.5.2.1.1', 'urn:oid:2.16.792.1.56.5.2.1.1.1'));
 
 -- +goose Down
 ALTER TABLE patient_identifiers
