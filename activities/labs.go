@@ -13,8 +13,10 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/labs"
 	"github.com/carebook/carebook/models"
+	"github.com/carebook/carebook/nationalid"
 	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/workflows"
 )
@@ -32,6 +34,8 @@ type Labs struct {
 	RenderPDF func(ReportDocument) ([]byte, error)
 	// Now reads the clock; nil means time.Now.
 	Now func() time.Time
+	// Keys computes the blind index that national IDs are matched by.
+	Keys *keyring.Keyring
 }
 
 func (l *Labs) now() time.Time {
@@ -105,7 +109,12 @@ func (l *Labs) LabMatch(ctx context.Context, in workflows.LabInput) (workflows.L
 				continue
 			}
 			var ids []uuid.UUID
-			if err := tx.Model(&models.PatientIdentifier{}).Where("system = ? AND value = ?", system, id.Value).
+			if nationalid.IsNational(system) {
+				// National IDs are kept sealed; their blind index finds them.
+				if ids, err = nationalid.Find(ctx, tx, l.Keys, tenant, system, id.Value); err != nil {
+					return fmt.Errorf("match national identifier: %w", err)
+				}
+			} else if err := tx.Model(&models.PatientIdentifier{}).Where("system = ? AND value = ?", system, id.Value).
 				Pluck("patient_id", &ids).Error; err != nil {
 				return fmt.Errorf("match identifier: %w", err)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/carebook/carebook/activities"
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/payments/accounts"
 	"github.com/carebook/carebook/payments/provider"
@@ -54,8 +55,11 @@ func TestCaptureRetriedAfterACrashChargesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mock.Stop()
-	sealer, _ := accounts.NewSealer(make([]byte, 32))
-	accts := &accounts.Accounts{DB: f.a.DB, Sealer: sealer, StripeURL: mock.URL}
+	kek, err := keyring.NewLocalKEK(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accts := &accounts.Accounts{DB: f.a.DB, Keys: keyring.New(f.a.DB, kek), StripeURL: mock.URL}
 	if err := accts.Save(ctx, f.a.DB, f.net.Tenant.ID, accounts.Settings{Provider: "stripe", SecretKey: "sk_test_123"}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/labs"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/workflows"
@@ -178,7 +180,7 @@ func (s *Server) getLabMessage(c *gin.Context) error {
 		sent.Tests = append(sent.Tests, r.Code.Label())
 	}
 	err = s.inTenant(c, func(tx *gorm.DB) error {
-		sent.Candidates, err = candidates(tx, msg.Patient)
+		sent.Candidates, err = candidates(c.Request.Context(), tx, s.Keys, m.TenantID, msg.Patient)
 		return err
 	})
 	if err != nil {
@@ -192,7 +194,7 @@ func (s *Server) getLabMessage(c *gin.Context) error {
 // candidates lists patients staff may mean: those holding any of the
 // message's identifiers (under any system), and those with the same family
 // name and birth date. At most 20.
-func candidates(tx *gorm.DB, p labs.Patient) ([]candidateView, error) {
+func candidates(ctx context.Context, tx *gorm.DB, keys *keyring.Keyring, tenant uuid.UUID, p labs.Patient) ([]candidateView, error) {
 	out := []candidateView{}
 	seen := map[uuid.UUID]bool{}
 	add := func(rows []models.Patient, why string) {
@@ -215,8 +217,18 @@ func candidates(tx *gorm.DB, p labs.Patient) ([]candidateView, error) {
 		}
 	}
 	if len(values) > 0 {
+		// National IDs are found by their blind index, whatever system
+		// the message filed them under.
+		indexes := [][]byte{}
+		for _, v := range values {
+			idx, err := keys.Index(ctx, tenant, keyring.PurposeNationalID, v)
+			if err != nil {
+				return nil, internal(err)
+			}
+			indexes = append(indexes, idx)
+		}
 		var rows []models.Patient
-		if err := tx.Where("id IN (SELECT patient_id FROM patient_identifiers WHERE value IN ?)", values).
+		if err := tx.Where("id IN (SELECT patient_id FROM patient_identifiers WHERE value IN ? OR value_index IN ?)", values, indexes).
 			Order("family_name, given_name").Limit(20).Find(&rows).Error; err != nil {
 			return nil, internal(err)
 		}

@@ -63,6 +63,9 @@ var (
 	roleCareList    = []models.Role{models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
 	roleProxyManage = []models.Role{models.RoleStaff, models.RoleAdmin}
 	roleProxyList   = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+	// Encryption keys: the tenant's admins start a rotation of its data
+	// key; nobody reads key material through the API.
+	roleKeys = []models.Role{models.RoleAdmin}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -125,6 +128,7 @@ var permissions = map[string][]models.Role{
 	"POST /v1/proxy-relations":             roleProxyManage,
 	"GET /v1/proxy-relations":              roleProxyList,
 	"POST /v1/proxy-relations/:id/end":     roleProxyManage,
+	"POST /v1/admin/keys/rotate":           roleKeys,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

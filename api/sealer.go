@@ -5,7 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/carebook/carebook/payments/accounts"
+	"github.com/carebook/carebook/keyring"
 )
 
 // SecretSealer encrypts small secrets that belong to one tenant (TOTP
@@ -16,17 +16,18 @@ type SecretSealer interface {
 	Open(ctx context.Context, tenant uuid.UUID, sealed []byte) (string, error)
 }
 
-// KEKSealer is a SecretSealer over the payment accounts' sealer, which
-// uses the one key-encryption key from configuration for every tenant.
-// TODO(#5): replaced by per-tenant data keys wrapped by a KMS.
-type KEKSealer struct{ Sealer *accounts.Sealer }
+// KeyringSecrets seals TOTP secrets under the tenant's data key, bound to
+// their purpose so that no other sealed column's value opens as one. The
+// pending and the active secret share the purpose: confirming an enrolment
+// moves the value from one column to the other unchanged.
+type KeyringSecrets struct{ Keys *keyring.Keyring }
 
 // Seal seals plain for tenant.
-func (k KEKSealer) Seal(_ context.Context, tenant uuid.UUID, plain string) ([]byte, error) {
-	return k.Sealer.Seal(tenant, plain)
+func (k KeyringSecrets) Seal(ctx context.Context, tenant uuid.UUID, plain string) ([]byte, error) {
+	return k.Keys.SealFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeTOTPSecret}, plain)
 }
 
 // Open opens what Seal sealed for the same tenant.
-func (k KEKSealer) Open(_ context.Context, tenant uuid.UUID, sealed []byte) (string, error) {
-	return k.Sealer.Open(tenant, sealed)
+func (k KeyringSecrets) Open(ctx context.Context, tenant uuid.UUID, sealed []byte) (string, error) {
+	return k.Keys.OpenFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeTOTPSecret}, sealed)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/carebook/carebook/intake"
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/mail"
 	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/passwords"
@@ -38,6 +39,9 @@ type Server struct {
 	Accounts *accounts.Accounts
 	// Secrets seals users' TOTP secrets (MFA) with their tenant's key.
 	Secrets SecretSealer
+	// Keys holds the tenants' encryption keys: blind indexes of national
+	// IDs, and how long a key rotation must wait for caches to expire.
+	Keys *keyring.Keyring
 	// AuditKey keys the audit chain's HMAC (and the lockout counters'
 	// names); at least 32 bytes. The database never holds it.
 	AuditKey []byte
@@ -225,6 +229,7 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/proxy-relations", s.handle(s.createProxyRelation))
 	authed.GET("/proxy-relations", s.handle(s.listProxyRelations))
 	authed.POST("/proxy-relations/:id/end", s.handle(s.endProxyRelation))
+	authed.POST("/admin/keys/rotate", s.handle(s.rotateKeys))
 	return r, nil
 }
 

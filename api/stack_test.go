@@ -26,6 +26,7 @@ import (
 	"github.com/carebook/carebook/activities"
 	"github.com/carebook/carebook/api"
 	"github.com/carebook/carebook/intake"
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/mail"
 	"github.com/carebook/carebook/mail/mailpit"
 	"github.com/carebook/carebook/models"
@@ -58,6 +59,7 @@ type stack struct {
 	Other    demo.Network // tenant "harbor"
 	Store    *objstore.Store
 	Intake   *intake.Intake
+	Keys     *keyring.Keyring
 }
 
 func newStack(t *testing.T) *stack {
@@ -74,24 +76,23 @@ func newStack(t *testing.T) *stack {
 	}
 	now := time.Now()
 	st := &stack{t: t, Admin: admin, App: app}
-	// Seals the demo staff's TOTP secrets as the api opens them.
-	totpSealer, err := accounts.NewSealer(bytes.Repeat([]byte{7}, 32))
+	kek, err := keyring.NewLocalKEK(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := api.KEKSealer{Sealer: totpSealer}
-	if st.Demo, err = demo.Seed(ctx, admin, demo.Options{Slug: "demo", Name: "Demo Health", Now: now, HashPassword: api.HashPassword, SealSecret: secrets.Seal}); err != nil {
+	// A rotation waits out the other processes' caches; a test has one
+	// process, whose cache the rotation itself updates.
+	st.Keys = &keyring.Keyring{DB: app, KEK: kek, ActiveTTL: 50 * time.Millisecond}
+	// The demo staff's TOTP secrets are sealed as the api opens them.
+	secrets := api.KeyringSecrets{Keys: st.Keys}
+	if st.Demo, err = demo.Seed(ctx, admin, demo.Options{Slug: "demo", Name: "Demo Health", Now: now, HashPassword: api.HashPassword, Keys: st.Keys, SealSecret: secrets.Seal}); err != nil {
 		t.Fatal(err)
 	}
-	if st.Other, err = demo.Seed(ctx, admin, demo.Options{Slug: "harbor", Name: "Harbor Health", Now: now, HashPassword: api.HashPassword, SealSecret: secrets.Seal}); err != nil {
+	if st.Other, err = demo.Seed(ctx, admin, demo.Options{Slug: "harbor", Name: "Harbor Health", Now: now, HashPassword: api.HashPassword, Keys: st.Keys, SealSecret: secrets.Seal}); err != nil {
 		t.Fatal(err)
 	}
 
-	sealer, err := accounts.NewSealer(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	accts := &accounts.Accounts{DB: app, Sealer: sealer, StripeURL: stripeMockURL}
+	accts := &accounts.Accounts{DB: app, Keys: st.Keys, StripeURL: stripeMockURL}
 	// Tenant demo pays through Stripe (the local stripe-mock); harbor at
 	// the desk.
 	if err := accts.Save(ctx, app, st.Demo.Tenant.ID, accounts.Settings{Provider: "stripe", SecretKey: "sk_test_123", WebhookSecret: testWebhookSecret}); err != nil {
@@ -112,7 +113,8 @@ func newStack(t *testing.T) *stack {
 		Appointments: &activities.Appointments{DB: app},
 		Payments:     &activities.Payments{DB: app, Accounts: accts},
 		Settlement:   &activities.Settlement{DB: app, Providers: accts, Store: st.Store},
-		Labs:         &activities.Labs{DB: app, Store: st.Store, RenderPDF: activities.RenderReportPDF},
+		Labs:         &activities.Labs{DB: app, Store: st.Store, RenderPDF: activities.RenderReportPDF, Keys: st.Keys},
+		Keys:         &activities.Keys{Keys: st.Keys},
 	}
 	st.Worker = st.startWorker(st.Deps)
 	st.Temporal = ts.GetDefaultClient()
@@ -131,7 +133,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	srv := &api.Server{
-		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens, Accounts: accts, Store: st.Store, Intake: st.Intake,
+		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens, Accounts: accts, Keys: st.Keys, Store: st.Store, Intake: st.Intake,
 		AuditKey:    []byte("api-test-audit-key-api-test-key!"),
 		Logger:      slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		RedisPrefix: "carebook-test-" + hex.EncodeToString(prefix[:]) + ":",

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/activities"
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/models/modelstest"
@@ -48,13 +49,13 @@ func newSettlementStack(t *testing.T) settlementStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := accounts.NewSealer(bytes.Repeat([]byte{7}, 32))
+	kek, err := keyring.NewLocalKEK(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	ts.NewWorker(workflows.SettlementTaskQueue, func(r worker.Registry) {
-		workers.RegisterSettlement(r, workers.Deps{Settlement: &activities.Settlement{DB: app, Providers: &accounts.Accounts{DB: app, Sealer: sealer}}})
+		workers.RegisterSettlement(r, workers.Deps{Settlement: &activities.Settlement{DB: app, Providers: &accounts.Accounts{DB: app, Keys: keyring.New(app, kek)}}})
 	})
 	return settlementStack{admin: admin, app: app, c: ts.GetDefaultClient(), tenant: n.Tenant.ID.String()}
 }

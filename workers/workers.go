@@ -19,6 +19,7 @@ type Deps struct {
 	Settlement   *activities.Settlement
 	Labs         *activities.Labs
 	Retention    *activities.Retention
+	Keys         *activities.Keys
 }
 
 // Registrar is the part of a worker (or of the SDK's test environment) that
@@ -83,12 +84,30 @@ func RegisterLabs(r Registrar, d Deps) {
 	}
 }
 
+// RegisterKeys registers the key rotation and its activities under the
+// names its contract uses.
+func RegisterKeys(r Registrar, d Deps) {
+	r.RegisterWorkflowWithOptions(workflows.KeyRotation, workflow.RegisterOptions{Name: workflows.KeyRotationWorkflowType})
+	k := d.Keys
+	if k == nil {
+		k = &activities.Keys{}
+	}
+	for name, fn := range map[string]any{
+		workflows.ActivityKeyRotationBegin: k.KeyRotationBegin,
+		workflows.ActivityKeyReencrypt:     k.KeyReencrypt,
+		workflows.ActivityKeyRetire:        k.KeyRetire,
+	} {
+		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
 // Register registers every workflow and activity the worker runs.
 func Register(r Registrar, d Deps) {
 	RegisterAppointments(r, d)
 	RegisterSettlement(r, d)
 	RegisterLabs(r, d)
 	RegisterRetention(r, d)
+	RegisterKeys(r, d)
 }
 
 // New returns the worker, not yet started.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -28,7 +29,10 @@ type Config struct {
 	LogLevel          string   // CAREBOOK_LOG_LEVEL: debug, info, warn, error
 	TrustedProxies    []string // CAREBOOK_TRUSTED_PROXIES: comma-separated CIDRs whose X-Forwarded-For is believed
 	CORSOrigins       []string // CAREBOOK_CORS_ORIGINS: comma-separated origins of the web and mobile apps
-	SecretsKey        []byte   // CAREBOOK_SECRETS_KEY: hex, 32 bytes; seals tenants' provider secrets; dev makes one
+	KEK               []byte   // CAREBOOK_KEK: base64, 32 bytes; wraps the tenants' data and index keys; dev makes one
+	KMSKeyID          string   // CAREBOOK_KMS_KEY_ID: an AWS KMS key that wraps them instead of CAREBOOK_KEK
+	KMSRegion         string   // CAREBOOK_KMS_REGION: the KMS key's region (default CAREBOOK_S3_REGION)
+	KMSEndpoint       string   // CAREBOOK_KMS_ENDPOINT: a KMS endpoint other than AWS's (a VPC endpoint)
 	StripeURL         string   // CAREBOOK_STRIPE_URL: Stripe API base; empty is Stripe's own (dev: a local stripe-mock)
 	RedisPrefix       string   // CAREBOOK_REDIS_PREFIX: starts every Redis key, so deployments can share a Redis
 	LoginLimit        int      // CAREBOOK_LOGIN_LIMIT: logins per client address a minute (dev: 1000)
@@ -152,10 +156,18 @@ func FromEnv() (Config, error) {
 		}
 	}
 	c.StripeURL = os.Getenv("CAREBOOK_STRIPE_URL")
-	if v := os.Getenv("CAREBOOK_SECRETS_KEY"); v != "" {
-		if c.SecretsKey, err = hex.DecodeString(v); err != nil || len(c.SecretsKey) != 32 {
-			return c, fmt.Errorf("CAREBOOK_SECRETS_KEY must be 32 bytes in hex (64 hex digits)")
+	if v := os.Getenv("CAREBOOK_KEK"); v != "" {
+		if c.KEK, err = base64.StdEncoding.DecodeString(v); err != nil || len(c.KEK) != 32 {
+			return c, fmt.Errorf("CAREBOOK_KEK must be 32 bytes in base64 (44 characters)")
 		}
+	}
+	c.KMSKeyID = os.Getenv("CAREBOOK_KMS_KEY_ID")
+	c.KMSRegion = env("CAREBOOK_KMS_REGION", c.S3.Region)
+	c.KMSEndpoint = os.Getenv("CAREBOOK_KMS_ENDPOINT")
+	if os.Getenv("CAREBOOK_SECRETS_KEY") != "" {
+		// Replaced by per-tenant keys: refuse rather than ignore it, so an
+		// operator does not believe secrets are sealed under it.
+		return c, fmt.Errorf("CAREBOOK_SECRETS_KEY is no longer read: set CAREBOOK_KEK or CAREBOOK_KMS_KEY_ID (see the README's Encryption section)")
 	}
 	if v := os.Getenv("CAREBOOK_AUDIT_KEY"); v != "" {
 		if c.AuditKey, err = hex.DecodeString(v); err != nil || len(c.AuditKey) < 32 {

@@ -45,6 +45,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := runMigrate(ctx, cfg, logger); err != nil {
 		return err
 	}
+	if cfg.KEK, err = devKEK(cfg); err != nil {
+		return err
+	}
 	network, err := seed(ctx, cfg)
 	if err != nil {
 		return err
@@ -66,18 +69,16 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.JWTKey, err = devKey(cfg, cfg.JWTKey, "jwt.key"); err != nil {
 		return err
 	}
-	if cfg.SecretsKey, err = devKey(cfg, cfg.SecretsKey, "secrets.key"); err != nil {
-		return err
-	}
-	if err := seedDemoMFA(ctx, cfg); err != nil {
-		return err
-	}
 	db, err := openApp(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeDB(db)
-	accts, err := newAccounts(cfg, db)
+	keys, err := newKeyring(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	accts, err := newAccounts(cfg, db, keys)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@
 //	                  check the tenants' audit hash chains
 //	carebook retention run
 //	                  start a retention run now, through its Schedule
+//	carebook keys rotate TENANT-SLUG
+//	                  rotate the tenant's data key (a KeyRotation workflow)
 //	carebook dev-event PAYMENT-ID [TYPE]
 //	                  send dev's api a signed Stripe event about a payment,
 //	                  as Stripe would after the patient pays
@@ -34,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|retention|dev-event|demo-otp")
+		fmt.Fprintln(os.Stderr, "usage: carebook dev|api|worker|migrate|seed|send-hl7|audit|keys|retention|dev-event|demo-otp")
 		os.Exit(2)
 	}
 	cfg, err := FromEnv()
@@ -57,10 +59,11 @@ func main() {
 		"audit":     runAudit,
 		"demo-otp":  runDemoOTP,
 		"retention": runRetention,
+		"keys":      runKeys,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit, retention, dev-event or demo-otp\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit, keys, retention, dev-event or demo-otp\n", os.Args[1])
 		os.Exit(2)
 	}
 	if err := cmd(ctx, cfg, logger); err != nil {

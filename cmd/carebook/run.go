@@ -26,6 +26,7 @@ import (
 	"github.com/carebook/carebook/activities"
 	"github.com/carebook/carebook/api"
 	"github.com/carebook/carebook/intake"
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/objstore"
@@ -65,10 +66,19 @@ func seed(ctx context.Context, cfg Config) (demo.Network, error) {
 		return demo.Network{}, err
 	}
 	defer closeDB(db)
-	return demo.Seed(ctx, db, demo.Options{
+	o := demo.Options{
 		Slug: cfg.DemoTenant, Name: demoName(cfg.DemoTenant), Now: time.Now(), HashPassword: api.HashPassword,
-		SealSecret: demoSealSecret(cfg),
-	})
+	}
+	// The demo patients' national IDs are sealed, so they are seeded only
+	// when a key-encryption key is configured.
+	if len(cfg.KEK) > 0 || cfg.KMSKeyID != "" {
+		if o.Keys, err = newKeyring(ctx, cfg, db); err != nil {
+			return demo.Network{}, err
+		}
+		// The demo staff's TOTP secrets too, as the api opens them.
+		o.SealSecret = api.KeyringSecrets{Keys: o.Keys}.Seal
+	}
+	return demo.Seed(ctx, db, o)
 }
 
 func demoName(slug string) string {
@@ -85,7 +95,11 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer closeDB(db)
-	accts, err := newAccounts(cfg, db)
+	keys, err := newKeyring(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	accts, err := newAccounts(cfg, db, keys)
 	if err != nil {
 		return err
 	}
@@ -110,15 +124,8 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 }
 
 // newAccounts builds the tenants' payment accounts over db.
-func newAccounts(cfg Config, db *gorm.DB) (*accounts.Accounts, error) {
-	if len(cfg.SecretsKey) == 0 {
-		return nil, errors.New("CAREBOOK_SECRETS_KEY is required (64 hex digits; carebook dev makes its own)")
-	}
-	sealer, err := accounts.NewSealer(cfg.SecretsKey)
-	if err != nil {
-		return nil, err
-	}
-	return &accounts.Accounts{DB: db, Sealer: sealer, StripeURL: cfg.StripeURL}, nil
+func newAccounts(cfg Config, db *gorm.DB, keys *keyring.Keyring) (*accounts.Accounts, error) {
+	return &accounts.Accounts{DB: db, Keys: keys, StripeURL: cfg.StripeURL}, nil
 }
 
 func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store,
@@ -127,7 +134,8 @@ func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *acco
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
 		Settlement:   &activities.Settlement{DB: db, Providers: accts, Store: store},
-		Labs:         &activities.Labs{DB: db, Store: store, RenderPDF: activities.RenderReportPDF},
+		Labs:         &activities.Labs{DB: db, Store: store, RenderPDF: activities.RenderReportPDF, Keys: accts.Keys},
+		Keys:         &activities.Keys{Keys: accts.Keys},
 		Retention:    ret,
 	})
 	if err := w.Start(); err != nil {
@@ -171,7 +179,11 @@ func runAPI(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer tc.Close()
-	accts, err := newAccounts(cfg, db)
+	keys, err := newKeyring(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	accts, err := newAccounts(cfg, db, keys)
 	if err != nil {
 		return err
 	}
@@ -227,10 +239,10 @@ func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slo
 	if err != nil {
 		return err
 	}
-	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts, Store: store, Intake: in,
+	s := &api.Server{DB: db, Redis: rdb, Temporal: tc, Logger: logger, Tokens: tokens, Accounts: accts, Keys: accts.Keys, Store: store, Intake: in,
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSOrigins, AuditKey: cfg.AuditKey,
 		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
-	s.Secrets = api.KEKSealer{Sealer: accts.Sealer}
+	s.Secrets = api.KeyringSecrets{Keys: accts.Keys}
 	s.Mailer, s.AppURL, s.BreachedPasswords = mailer, cfg.AppURL, breached
 	h, err := s.Router()
 	if err != nil {

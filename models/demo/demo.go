@@ -16,7 +16,9 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/models"
+	"github.com/carebook/carebook/nationalid"
 )
 
 // Password is every demo user's password. It exists only in demo data.
@@ -34,6 +36,8 @@ type Options struct {
 	// admin's TOTP secret (TOTPSecretFor) the way the api stores it (its
 	// SecretSealer). Nil leaves them without MFA enrolled.
 	SealSecret func(ctx context.Context, tenant uuid.UUID, plain string) ([]byte, error)
+	// Keys seals the patients' national ID numbers; nil seeds none.
+	Keys *keyring.Keyring
 }
 
 // LabKey is the demo tenant's lab partner API key, for POST /v1/labs/hl7
@@ -100,6 +104,21 @@ func Seed(ctx context.Context, db *gorm.DB, o Options) (Network, error) {
 	if err != nil {
 		return n, fmt.Errorf("seed tenant %s: %w", o.Slug, err)
 	}
+	// National IDs are sealed under the tenant's key, which the keyring
+	// makes in a transaction of its own: after the tenant row exists.
+	if o.Keys != nil {
+		err = models.InTenant(ctx, db, n.Tenant.ID, func(tx *gorm.DB) error {
+			for _, id := range nationalIDs(n) {
+				if err := nationalid.Store(ctx, tx, o.Keys, n.Tenant.ID, id.PatientID, id.System, id.Value, id.Type); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("seed national IDs of tenant %s: %w", o.Slug, err)
+		}
+	}
 	// After the tenant is committed: a sealer with per-tenant data keys
 	// may need to find the tenant to make its key.
 	if err := seedMFA(ctx, db, o, n); err != nil {
@@ -107,6 +126,21 @@ func Seed(ctx context.Context, db *gorm.DB, o Options) (Network, error) {
 	}
 	return n, nil
 }
+
+// nationalIDs are the demo patients' national ID numbers, fictitious:
+// Ayşe's T.C. Kimlik No passes the number's checksum and belongs to nobody;
+// Paul's SSN is the one the Cerner sample message sends in PID-19.
+func nationalIDs(n Network) []models.PatientIdentifier {
+	t, s := n.Tenant.ID, n.Tenant.Slug
+	return []models.PatientIdentifier{
+		{TenantID: t, PatientID: id(s, "patient", "ayse"), System: nationalid.SystemTCKimlik, Value: "10000000146", Type: "NI"},
+		{TenantID: t, PatientID: id(s, "patient", "paul"), System: nationalid.SystemUSSSN, Value: "765894312", Type: "SS"},
+	}
+}
+
+// NationalIDs returns the seeded national ID numbers by patient, for tests
+// and the README's walk-through.
+func NationalIDs(n Network) []models.PatientIdentifier { return nationalIDs(n) }
 
 type doctor struct {
 	name, title, specialty string

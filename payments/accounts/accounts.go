@@ -1,13 +1,11 @@
 // Package accounts keeps each tenant's payment provider account: which
-// provider it uses and its secrets, sealed with AES-GCM before they reach
-// the database, and builds the provider client for a tenant on demand.
+// provider it uses and its secrets, sealed with the tenant's data key
+// (keyring) before they reach the database, and builds the provider client
+// for a tenant on demand.
 package accounts
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,53 +14,10 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/payments/provider"
 )
-
-// Sealer encrypts secrets with a key-encryption key from configuration.
-// The tenant ID is bound in as associated data, so a sealed secret copied
-// to another tenant's row does not open. TODO(#5): per-tenant data keys
-// wrapped by a KMS, and rotation.
-type Sealer struct{ aead cipher.AEAD }
-
-// NewSealer takes a 32-byte key (AES-256-GCM).
-func NewSealer(key []byte) (*Sealer, error) {
-	if len(key) != 32 {
-		return nil, errors.New("accounts: sealing key must be 32 bytes")
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Sealer{aead: aead}, nil
-}
-
-// Seal returns nonce‖ciphertext of plain bound to tenant.
-func (s *Sealer) Seal(tenant uuid.UUID, plain string) ([]byte, error) {
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return s.aead.Seal(nonce, nonce, []byte(plain), tenant[:]), nil
-}
-
-// Open reverses Seal.
-func (s *Sealer) Open(tenant uuid.UUID, sealed []byte) (string, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < n {
-		return "", errors.New("accounts: sealed secret is too short")
-	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], tenant[:])
-	if err != nil {
-		return "", errors.New("accounts: sealed secret does not open with this key")
-	}
-	return string(plain), nil
-}
 
 // Settings is a tenant's provider account, in the clear.
 type Settings struct {
@@ -82,8 +37,11 @@ func (row) TableName() string { return "tenant_payment_settings" }
 
 // Accounts reads and writes tenant settings and hands out providers.
 type Accounts struct {
-	DB     *gorm.DB
-	Sealer *Sealer
+	DB *gorm.DB
+	// Keys seals the secrets under the tenant's data key, bound to the
+	// column, so a secret copied into the other column or to another
+	// tenant does not open.
+	Keys *keyring.Keyring
 	// StripeURL is the Stripe API base; empty means Stripe's own. Dev and
 	// tests point it at a local stripe-mock.
 	StripeURL string
@@ -99,12 +57,12 @@ func (a *Accounts) Save(ctx context.Context, db *gorm.DB, tenant uuid.UUID, s Se
 	r := row{TenantID: tenant, Provider: s.Provider}
 	var err error
 	if s.SecretKey != "" {
-		if r.StripeSecretKeyEnc, err = a.Sealer.Seal(tenant, s.SecretKey); err != nil {
+		if r.StripeSecretKeyEnc, err = a.Keys.SealFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeStripeSecretKey}, s.SecretKey); err != nil {
 			return err
 		}
 	}
 	if s.WebhookSecret != "" {
-		if r.WebhookSecretEnc, err = a.Sealer.Seal(tenant, s.WebhookSecret); err != nil {
+		if r.WebhookSecretEnc, err = a.Keys.SealFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeWebhookSecret}, s.WebhookSecret); err != nil {
 			return err
 		}
 	}
@@ -134,12 +92,12 @@ func (a *Accounts) Load(ctx context.Context, tenant uuid.UUID) (Settings, error)
 	}
 	s := Settings{Provider: r.Provider}
 	if len(r.StripeSecretKeyEnc) > 0 {
-		if s.SecretKey, err = a.Sealer.Open(tenant, r.StripeSecretKeyEnc); err != nil {
+		if s.SecretKey, err = a.Keys.OpenFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeStripeSecretKey}, r.StripeSecretKeyEnc); err != nil {
 			return Settings{}, err
 		}
 	}
 	if len(r.WebhookSecretEnc) > 0 {
-		if s.WebhookSecret, err = a.Sealer.Open(tenant, r.WebhookSecretEnc); err != nil {
+		if s.WebhookSecret, err = a.Keys.OpenFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeWebhookSecret}, r.WebhookSecretEnc); err != nil {
 			return Settings{}, err
 		}
 	}

@@ -1,0 +1,30 @@
+package keyring
+
+// Purposes of the sealed columns: the Binding's Purpose and the blind
+// index's. Changing one makes every value sealed under it unreadable.
+const (
+	PurposeStripeSecretKey = "tenant_payment_settings.stripe_secret_key"
+	PurposeWebhookSecret   = "tenant_payment_settings.webhook_secret"
+	PurposeNationalID      = "patient_identifiers.value"
+	PurposeTOTPSecret      = "user_mfa.totp_secret"
+)
+
+// The columns sealed today. A tenant's payment settings are one row per
+// tenant, so the tenant (always bound) is their row. A national ID is bound
+// to its patient and system, so it cannot be moved to another patient or
+// passed off as another kind of number.
+func init() {
+	Register(Column{Name: "tenant_payment_settings.stripe_secret_key_enc", Table: "tenant_payment_settings",
+		Sealed: "stripe_secret_key_enc", Purpose: PurposeStripeSecretKey})
+	Register(Column{Name: "tenant_payment_settings.webhook_secret_enc", Table: "tenant_payment_settings",
+		Sealed: "webhook_secret_enc", Purpose: PurposeWebhookSecret})
+	Register(Column{Name: "patient_identifiers.value_sealed", Table: "patient_identifiers",
+		Sealed: "value_sealed", Purpose: PurposeNationalID, Row: "patient_id::text || '|' || system"})
+	// A user's TOTP secret, active or waiting for its first code.
+	Register(Column{Name: "user_mfa.totp_secret_enc", Table: "user_mfa", Sealed: "totp_secret_enc", Purpose: PurposeTOTPSecret})
+	Register(Column{Name: "user_mfa.pending_secret_enc", Table: "user_mfa", Sealed: "pending_secret_enc", Purpose: PurposeTOTPSecret})
+}
+
+// NationalIDRow is the Binding's Row of a national ID: the same value as
+// the Row expression registered for patient_identifiers.value_sealed.
+func NationalIDRow(patient, system string) string { return patient + "|" + system }

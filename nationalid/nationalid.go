@@ -1,0 +1,100 @@
+// Package nationalid keeps patients' national ID numbers (a US Social
+// Security number, a Turkish T.C. Kimlik No) in patient_identifiers sealed
+// with the tenant's data key, and finds patients by them through a blind
+// index. Other identifiers (a hospital's MRN, a FHIR server's patient URL)
+// are kept in the clear: they mean nothing outside the hospital that
+// issued them, and staff match on them by eye.
+package nationalid
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/carebook/carebook/keyring"
+)
+
+// Identifier systems that are national IDs, as labs.Identifier writes
+// systems: HL7 OIDs as "urn:oid:...", FHIR's naming system URIs. The
+// migration refuses these systems in patient_identifiers.value, so the list
+// there must grow with this one.
+const (
+	SystemUSSSN    = "urn:oid:2.16.840.1.113883.4.1"
+	SystemUSSSNURI = "http://hl7.org/fhir/sid/us-ssn"
+	// SystemTCKimlik is the T.C. Kimlik No under Turkey's MERNIS OID;
+	// SystemTCKimlikAlt is the form some Turkish systems send with a
+	// trailing ".1".
+	SystemTCKimlik    = "urn:oid:2.16.792.1.56.5.2.1.1"
+	SystemTCKimlikAlt = "urn:oid:2.16.792.1.56.5.2.1.1.1"
+)
+
+var systems = map[string]bool{SystemUSSSN: true, SystemUSSSNURI: true, SystemTCKimlik: true, SystemTCKimlikAlt: true}
+
+// IsNational reports whether identifiers of system are national IDs.
+func IsNational(system string) bool { return systems[system] }
+
+// Store adds a national ID for a patient in tx (a transaction of tenant):
+// sealed and bound to the patient and system, and indexed. Storing the same
+// number for the same system again changes nothing.
+func Store(ctx context.Context, tx *gorm.DB, keys *keyring.Keyring, tenant, patient uuid.UUID, system, value, typ string) error {
+	if !IsNational(system) {
+		return fmt.Errorf("nationalid: %q is not a national ID system", system)
+	}
+	sealed, err := keys.SealFor(ctx, tenant, binding(patient, system), keyring.Normalize(value))
+	if err != nil {
+		return err
+	}
+	idx, err := keys.Index(ctx, tenant, keyring.PurposeNationalID, value)
+	if err != nil {
+		return err
+	}
+	return tx.Exec(`INSERT INTO patient_identifiers (tenant_id, patient_id, system, value_sealed, value_index, type)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, system, value_index) DO NOTHING`,
+		tenant, patient, system, sealed, idx, typ).Error
+}
+
+// Find returns the patients holding value under system (any national ID
+// system when system is ""), through the blind index.
+func Find(ctx context.Context, tx *gorm.DB, keys *keyring.Keyring, tenant uuid.UUID, system, value string) ([]uuid.UUID, error) {
+	idx, err := keys.Index(ctx, tenant, keyring.PurposeNationalID, value)
+	if err != nil {
+		return nil, err
+	}
+	q := tx.Table("patient_identifiers").Where("value_index = ?", idx)
+	if system != "" {
+		q = q.Where("system = ?", system)
+	}
+	var ids []uuid.UUID
+	if err := q.Distinct().Pluck("patient_id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("nationalid: find: %w", err)
+	}
+	return ids, nil
+}
+
+// Reveal returns a patient's national IDs by system, opened; for the rare
+// screen that must show one (and audit that it did).
+func Reveal(ctx context.Context, tx *gorm.DB, keys *keyring.Keyring, tenant, patient uuid.UUID) (map[string]string, error) {
+	var rows []struct {
+		System      string
+		ValueSealed []byte
+	}
+	if err := tx.Table("patient_identifiers").Where("patient_id = ? AND value_sealed IS NOT NULL", patient).
+		Select("system, value_sealed").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("nationalid: reveal: %w", err)
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		v, err := keys.OpenFor(ctx, tenant, binding(patient, r.System), r.ValueSealed)
+		if err != nil {
+			return nil, err
+		}
+		out[r.System] = v
+	}
+	return out, nil
+}
+
+func binding(patient uuid.UUID, system string) keyring.Binding {
+	return keyring.Binding{Purpose: keyring.PurposeNationalID, Row: keyring.NationalIDRow(patient.String(), system)}
+}
