@@ -52,6 +52,13 @@ var (
 	roleLabRelease = []models.Role{models.RoleDoctor, models.RoleAdmin}
 	roleLabRaw     = []models.Role{models.RoleStaff, models.RoleAdmin}
 	roleLabQueue   = []models.Role{models.RoleStaff, models.RoleAdmin}
+
+	// Data subject requests: patients export their own data, staff and
+	// admins anyone's (a request made at the desk or in writing); only
+	// admins (the privacy officer) erase, place and release legal holds
+	// and set retention.
+	roleDSRExport = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+	roleDSRAdmin  = []models.Role{models.RoleAdmin}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -101,6 +108,15 @@ var permissions = map[string][]models.Role{
 	"GET /v1/lab-messages/:id/raw":         roleLabQueue,
 	"POST /v1/lab-messages/:id/assign":     roleLabQueue,
 	"POST /v1/lab-messages/:id/dismiss":    roleLabQueue,
+	"POST /v1/patients/:id/exports":        roleDSRExport,
+	"POST /v1/patients/:id/erasure":        roleDSRAdmin,
+	"GET /v1/patients/:id/dsr":             roleDSRExport,
+	"GET /v1/dsr/:id":                      roleDSRExport,
+	"POST /v1/patients/:id/legal-holds":    roleDSRAdmin,
+	"GET /v1/patients/:id/legal-holds":     roleDSRAdmin,
+	"DELETE /v1/legal-holds/:id":           roleDSRAdmin,
+	"GET /v1/retention-settings":           roleDSRAdmin,
+	"PUT /v1/retention-settings":           roleDSRAdmin,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

@@ -178,6 +178,15 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/lab-messages/:id/raw", s.handle(s.labMessageRaw))
 	authed.POST("/lab-messages/:id/assign", s.handle(s.assignLabMessage))
 	authed.POST("/lab-messages/:id/dismiss", s.handle(s.dismissLabMessage))
+	authed.POST("/patients/:id/exports", s.handle(s.createExport))
+	authed.POST("/patients/:id/erasure", s.handle(s.requestErasure))
+	authed.GET("/patients/:id/dsr", s.handle(s.listPatientDSR))
+	authed.GET("/dsr/:id", s.handle(s.getDSR))
+	authed.POST("/patients/:id/legal-holds", s.handle(s.placeLegalHold))
+	authed.GET("/patients/:id/legal-holds", s.handle(s.listLegalHolds))
+	authed.DELETE("/legal-holds/:id", s.handle(s.releaseLegalHold))
+	authed.GET("/retention-settings", s.handle(s.getRetention))
+	authed.PUT("/retention-settings", s.handle(s.putRetention))
 	return r, nil
 }
 

@@ -18,6 +18,7 @@ type Deps struct {
 	Payments     *activities.Payments
 	Settlement   *activities.Settlement
 	Labs         *activities.Labs
+	DSR          *activities.DSR
 }
 
 // Registrar is the part of a worker (or of the SDK's test environment) that
@@ -87,6 +88,7 @@ func Register(r Registrar, d Deps) {
 	RegisterAppointments(r, d)
 	RegisterSettlement(r, d)
 	RegisterLabs(r, d)
+	RegisterDSR(r, d)
 }
 
 // New returns the worker, not yet started.

@@ -124,7 +124,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer tc.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveWorker(gctx, tc, db, accts, store, logger) })
+	g.Go(func() error {
+		return serveWorker(gctx, tc, db, accts, store, logger, dsrActivities(cfg, db, store, rdb))
+	})
 	g.Go(func() error { return serveAPI(gctx, ln, mln, cfg, logger, db, rdb, tc, accts, store) })
 	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network, payNote)
 	return g.Wait()

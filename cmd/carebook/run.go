@@ -89,12 +89,22 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Data subject requests end sessions (Redis) and record their
+	// completion in the audit chain (its key).
+	if len(cfg.AuditKey) == 0 {
+		return errors.New("CAREBOOK_AUDIT_KEY is required for carebook worker (the api's; carebook dev makes its own)")
+	}
+	rdb, err := dialRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
 	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	return serveWorker(ctx, tc, db, accts, store, logger)
+	return serveWorker(ctx, tc, db, accts, store, logger, dsrActivities(cfg, db, store, rdb))
 }
 
 // newAccounts builds the tenants' payment accounts over db.
@@ -109,12 +119,18 @@ func newAccounts(cfg Config, db *gorm.DB) (*accounts.Accounts, error) {
 	return &accounts.Accounts{DB: db, Sealer: sealer, StripeURL: cfg.StripeURL}, nil
 }
 
-func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store, logger *slog.Logger) error {
+// dsrActivities are the data subject requests' activities.
+func dsrActivities(cfg Config, db *gorm.DB, store *objstore.Store, rdb *redis.Client) *activities.DSR {
+	return &activities.DSR{DB: db, Store: store, Redis: rdb, RedisPrefix: cfg.RedisPrefix, AuditKey: cfg.AuditKey}
+}
+
+func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store, logger *slog.Logger, dsr *activities.DSR) error {
 	w := workers.New(tc, workers.Deps{
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
 		Settlement:   &activities.Settlement{DB: db, Providers: accts, Store: store},
 		Labs:         &activities.Labs{DB: db, Store: store, RenderPDF: activities.RenderReportPDF},
+		DSR:          dsr,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
