@@ -282,11 +282,14 @@ type legalHoldView struct {
 	Active     bool       `json:"active"`
 	ReleasedBy string     `json:"released_by,omitempty"`
 	ReleasedAt *time.Time `json:"released_at,omitempty"`
+	// ReleaseReason says why the hold ended, when the admin said.
+	ReleaseReason string `json:"release_reason,omitempty"`
 }
 
 func viewHold(h models.LegalHold) legalHoldView {
 	return legalHoldView{ID: h.ID.String(), PatientID: h.PatientID.String(), Reason: h.Reason, PlacedBy: h.PlacedBy.String(),
-		PlacedAt: h.PlacedAt.UTC(), Active: h.ReleasedAt == nil, ReleasedBy: optionalString(h.ReleasedBy), ReleasedAt: utcPtr(h.ReleasedAt)}
+		PlacedAt: h.PlacedAt.UTC(), Active: h.ReleasedAt == nil, ReleasedBy: optionalString(h.ReleasedBy), ReleasedAt: utcPtr(h.ReleasedAt),
+		ReleaseReason: h.ReleaseReason}
 }
 
 // placeLegalHold handles POST /v1/patients/{id}/legal-holds (admins): the
@@ -351,9 +354,16 @@ func (s *Server) listLegalHolds(c *gin.Context) error {
 	return nil
 }
 
-// releaseLegalHold handles DELETE /v1/legal-holds/{id} (admins): the hold
-// ends; the row stays, as the record that it was placed and released.
+// releaseLegalHold handles POST /v1/legal-holds/{id}/release (admins),
+// with an optional reason: the hold ends; the row stays, as the record
+// that it was placed and released.
 func (s *Server) releaseLegalHold(c *gin.Context) error {
+	var req legalHoldRequest
+	if c.Request.ContentLength != 0 {
+		if err := bindJSON(c, &req); err != nil {
+			return err
+		}
+	}
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		return notFound("legal hold")
@@ -370,9 +380,9 @@ func (s *Server) releaseLegalHold(c *gin.Context) error {
 			return conflict("legal-hold-released", "This legal hold was already released.")
 		}
 		now := s.Now().UTC()
-		hold.ReleasedAt, hold.ReleasedBy = &now, &p.UserID
+		hold.ReleasedAt, hold.ReleasedBy, hold.ReleaseReason = &now, &p.UserID, strings.TrimSpace(req.Reason)
 		if err := tx.Model(&models.LegalHold{}).Where("id = ?", id).
-			Updates(map[string]any{"released_at": now, "released_by": p.UserID}).Error; err != nil {
+			Updates(map[string]any{"released_at": now, "released_by": p.UserID, "release_reason": hold.ReleaseReason}).Error; err != nil {
 			return internal(err)
 		}
 		return s.audit(c, tx, "legal-hold-release", "legal_hold", &hold.ID, &hold.PatientID, "")

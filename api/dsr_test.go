@@ -415,10 +415,10 @@ func TestDataSubjectErasure(t *testing.T) {
 	if r := st.do("POST", philipPath+"/erasure", admin, map[string]any{}); r.Status != http.StatusBadRequest && r.Status != http.StatusUnprocessableEntity {
 		t.Errorf("erasure without identity_verified: %d, want refused", r.Status)
 	}
-	if r := st.do("DELETE", "/v1/legal-holds/"+hold.str("id"), admin, nil); r.Status != http.StatusOK || r.Body["active"] != false {
+	if r := st.do("POST", "/v1/legal-holds/"+hold.str("id")+"/release", admin, map[string]any{"reason": "Case closed"}); r.Status != http.StatusOK || r.Body["active"] != false {
 		t.Fatalf("release: %d %s", r.Status, r.Raw)
 	}
-	if r := st.do("DELETE", "/v1/legal-holds/"+hold.str("id"), admin, nil); r.Status != http.StatusConflict || r.problemType() != "legal-hold-released" {
+	if r := st.do("POST", "/v1/legal-holds/"+hold.str("id")+"/release", admin, nil); r.Status != http.StatusConflict || r.problemType() != "legal-hold-released" {
 		t.Errorf("second release: %d %s", r.Status, r.Raw)
 	}
 

@@ -114,7 +114,7 @@ var permissions = map[string][]models.Role{
 	"GET /v1/dsr/:id":                      roleDSRExport,
 	"POST /v1/patients/:id/legal-holds":    roleDSRAdmin,
 	"GET /v1/patients/:id/legal-holds":     roleDSRAdmin,
-	"DELETE /v1/legal-holds/:id":           roleDSRAdmin,
+	"POST /v1/legal-holds/:id/release":     roleDSRAdmin,
 	"GET /v1/retention-settings":           roleDSRAdmin,
 	"PUT /v1/retention-settings":           roleDSRAdmin,
 }

@@ -184,7 +184,7 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/dsr/:id", s.handle(s.getDSR))
 	authed.POST("/patients/:id/legal-holds", s.handle(s.placeLegalHold))
 	authed.GET("/patients/:id/legal-holds", s.handle(s.listLegalHolds))
-	authed.DELETE("/legal-holds/:id", s.handle(s.releaseLegalHold))
+	authed.POST("/legal-holds/:id/release", s.handle(s.releaseLegalHold))
 	authed.GET("/retention-settings", s.handle(s.getRetention))
 	authed.PUT("/retention-settings", s.handle(s.putRetention))
 	return r, nil
