@@ -66,6 +66,12 @@ var (
 	// Encryption keys: the tenant's admins start a rotation of its data
 	// key; nobody reads key material through the API.
 	roleKeys = []models.Role{models.RoleAdmin}
+	// Data subject requests: patients export their own data, staff and
+	// admins anyone's (a request made at the desk or in writing); only
+	// admins (the privacy officer) erase, place and release legal holds
+	// and set retention.
+	roleDSRExport = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
+	roleDSRAdmin  = []models.Role{models.RoleAdmin}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -129,6 +135,15 @@ var permissions = map[string][]models.Role{
 	"GET /v1/proxy-relations":              roleProxyList,
 	"POST /v1/proxy-relations/:id/end":     roleProxyManage,
 	"POST /v1/admin/keys/rotate":           roleKeys,
+	"POST /v1/patients/:id/exports":        roleDSRExport,
+	"POST /v1/patients/:id/erasure":        roleDSRAdmin,
+	"GET /v1/patients/:id/dsr":             roleDSRExport,
+	"GET /v1/dsr/:id":                      roleDSRExport,
+	"POST /v1/patients/:id/legal-holds":    roleDSRAdmin,
+	"GET /v1/patients/:id/legal-holds":     roleDSRAdmin,
+	"POST /v1/legal-holds/:id/release":     roleDSRAdmin,
+	"GET /v1/retention-settings":           roleDSRAdmin,
+	"PUT /v1/retention-settings":           roleDSRAdmin,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

@@ -230,6 +230,15 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/proxy-relations", s.handle(s.listProxyRelations))
 	authed.POST("/proxy-relations/:id/end", s.handle(s.endProxyRelation))
 	authed.POST("/admin/keys/rotate", s.handle(s.rotateKeys))
+	authed.POST("/patients/:id/exports", s.handle(s.createExport))
+	authed.POST("/patients/:id/erasure", s.handle(s.requestErasure))
+	authed.GET("/patients/:id/dsr", s.handle(s.listPatientDSR))
+	authed.GET("/dsr/:id", s.handle(s.getDSR))
+	authed.POST("/patients/:id/legal-holds", s.handle(s.placeLegalHold))
+	authed.GET("/patients/:id/legal-holds", s.handle(s.listLegalHolds))
+	authed.POST("/legal-holds/:id/release", s.handle(s.releaseLegalHold))
+	authed.GET("/retention-settings", s.handle(s.getRetention))
+	authed.PUT("/retention-settings", s.handle(s.putRetention))
 	return r, nil
 }
 

@@ -60,7 +60,13 @@ type stack struct {
 	Store    *objstore.Store
 	Intake   *intake.Intake
 	Keys     *keyring.Keyring
+	// Redis and RedisPrefix are the api's and the worker's.
+	Redis       *redis.Client
+	RedisPrefix string
 }
+
+// testAuditKey keys the audit chain in the api and the worker.
+var testAuditKey = []byte("api-test-audit-key-api-test-key!")
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
@@ -116,9 +122,6 @@ func newStack(t *testing.T) *stack {
 		Labs:         &activities.Labs{DB: app, Store: st.Store, RenderPDF: activities.RenderReportPDF, Keys: st.Keys},
 		Keys:         &activities.Keys{Keys: st.Keys},
 	}
-	st.Worker = st.startWorker(st.Deps)
-	st.Temporal = ts.GetDefaultClient()
-	st.Intake = &intake.Intake{DB: app, Store: st.Store, Temporal: st.Temporal}
 
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -127,6 +130,11 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(func() { rdb.Close() })
 	var prefix [6]byte
 	_, _ = rand.Read(prefix[:])
+	st.Redis, st.RedisPrefix = rdb, "carebook-test-"+hex.EncodeToString(prefix[:])+":"
+	st.Deps.DSR = &activities.DSR{DB: app, Store: st.Store, Redis: rdb, RedisPrefix: st.RedisPrefix, AuditKey: testAuditKey, Keys: st.Keys}
+	st.Worker = st.startWorker(st.Deps)
+	st.Temporal = ts.GetDefaultClient()
+	st.Intake = &intake.Intake{DB: app, Store: st.Store, Temporal: st.Temporal}
 
 	tokens, err := api.NewTokens([]byte("test-signing-key-test-signing-key!!"), nil)
 	if err != nil {
@@ -134,9 +142,9 @@ func newStack(t *testing.T) *stack {
 	}
 	srv := &api.Server{
 		DB: app, Redis: rdb, Temporal: st.Temporal, Tokens: tokens, Accounts: accts, Keys: st.Keys, Store: st.Store, Intake: st.Intake,
-		AuditKey:    []byte("api-test-audit-key-api-test-key!"),
+		AuditKey:    testAuditKey,
 		Logger:      slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		RedisPrefix: "carebook-test-" + hex.EncodeToString(prefix[:]) + ":",
+		RedisPrefix: st.RedisPrefix,
 		Namespace:   ts.GetDefaultNamespace(), TemporalUIURL: "http://127.0.0.1:8233",
 	}
 	srv.Secrets = secrets

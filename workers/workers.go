@@ -20,6 +20,7 @@ type Deps struct {
 	Labs         *activities.Labs
 	Retention    *activities.Retention
 	Keys         *activities.Keys
+	DSR          *activities.DSR
 }
 
 // Registrar is the part of a worker (or of the SDK's test environment) that
@@ -108,6 +109,7 @@ func Register(r Registrar, d Deps) {
 	RegisterLabs(r, d)
 	RegisterRetention(r, d)
 	RegisterKeys(r, d)
+	RegisterDSR(r, d)
 }
 
 // New returns the worker, not yet started.

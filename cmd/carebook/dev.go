@@ -137,7 +137,9 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	ret := newRetention(cfg, db, store, rdb)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveWorker(gctx, tc, db, accts, store, ret, logger) })
+	g.Go(func() error {
+		return serveWorker(gctx, tc, db, accts, store, ret, logger, dsrActivities(cfg, db, store, rdb, accts.Keys))
+	})
 	g.Go(func() error { return serveAPI(gctx, ln, mln, cfg, logger, db, rdb, tc, accts, store) })
 	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network, payNote)
 	fmt.Fprintf(os.Stdout, "  Mail          %s\n\n", mailNote)

@@ -107,8 +107,10 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The worker archives the audit log, and data subject requests end
+	// sessions (Redis) and record their completion in the audit chain.
 	if len(cfg.AuditKey) == 0 {
-		return errors.New("CAREBOOK_AUDIT_KEY is required for carebook worker, which archives the audit log (the api's key)")
+		return errors.New("CAREBOOK_AUDIT_KEY is required for carebook worker, which writes and archives the audit log (the api's key; carebook dev makes its own)")
 	}
 	rdb, err := dialRedis(ctx, cfg.RedisURL)
 	if err != nil {
@@ -120,7 +122,7 @@ func runWorker(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer tc.Close()
-	return serveWorker(ctx, tc, db, accts, store, newRetention(cfg, db, store, rdb), logger)
+	return serveWorker(ctx, tc, db, accts, store, newRetention(cfg, db, store, rdb), logger, dsrActivities(cfg, db, store, rdb, accts.Keys))
 }
 
 // newAccounts builds the tenants' payment accounts over db.
@@ -128,8 +130,13 @@ func newAccounts(cfg Config, db *gorm.DB, keys *keyring.Keyring) (*accounts.Acco
 	return &accounts.Accounts{DB: db, Keys: keys, StripeURL: cfg.StripeURL}, nil
 }
 
+// dsrActivities are the data subject requests' activities.
+func dsrActivities(cfg Config, db *gorm.DB, store *objstore.Store, rdb *redis.Client, keys *keyring.Keyring) *activities.DSR {
+	return &activities.DSR{DB: db, Store: store, Redis: rdb, RedisPrefix: cfg.RedisPrefix, AuditKey: cfg.AuditKey, Keys: keys}
+}
+
 func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store,
-	ret *activities.Retention, logger *slog.Logger) error {
+	ret *activities.Retention, logger *slog.Logger, dsr *activities.DSR) error {
 	w := workers.New(tc, workers.Deps{
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
@@ -137,6 +144,7 @@ func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *acco
 		Labs:         &activities.Labs{DB: db, Store: store, RenderPDF: activities.RenderReportPDF, Keys: accts.Keys},
 		Keys:         &activities.Keys{Keys: accts.Keys},
 		Retention:    ret,
+		DSR:          dsr,
 	})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
