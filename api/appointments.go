@@ -166,7 +166,7 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 	if res.Outcome != workflows.OutcomeBooked {
 		return s.takenProblem(c, o, patientID, start, res.Conflict)
 	}
-	if err := s.auditProxy(c, "book", apptID, patientID); err != nil {
+	if err := s.auditAppointment(c, "book", apptID, patientID); err != nil {
 		return err
 	}
 	view, err := s.viewAppointment(c, apptID)
@@ -448,7 +448,7 @@ func (s *Server) getAppointment(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.auditProxy(c, "read", id, uuid.MustParse(v.PatientID)); err != nil {
+	if err := s.auditAppointment(c, "read", id, uuid.MustParse(v.PatientID)); err != nil {
 		return err
 	}
 	c.JSON(http.StatusOK, v)
@@ -479,21 +479,17 @@ func (s *Server) listAppointments(c *gin.Context) error {
 		if status != "" {
 			q = q.Where("a.status = ?", status)
 		}
-		return q.Scan(&rows).Error
+		if err := q.Scan(&rows).Error; err != nil {
+			return err
+		}
+		return s.auditAppointmentList(c, tx, rows)
 	})
 	if err != nil {
 		return internal(err)
 	}
 	out := make([]appointmentView, len(rows))
-	listed := map[uuid.UUID]bool{}
 	for i, r := range rows {
 		out[i] = s.view(p, r)
-		if actsFor(p, &r.PatientID) && !listed[r.PatientID] {
-			listed[r.PatientID] = true
-			if err := s.auditProxy(c, "list", uuid.Nil, r.PatientID); err != nil {
-				return err
-			}
-		}
 	}
 	c.JSON(http.StatusOK, gin.H{"items": out})
 	return nil
@@ -537,7 +533,7 @@ func (s *Server) cancelAppointment(c *gin.Context) error {
 	if err := s.update(c, appt.ID, workflows.UpdateCancel, workflows.CancelRequest{Reason: code, By: string(p.Role), UserID: p.UserID.String()}); err != nil {
 		return err
 	}
-	if err := s.auditProxy(c, "cancel", uuid.MustParse(appt.ID), uuid.MustParse(appt.PatientID)); err != nil {
+	if err := s.auditAppointment(c, "cancel", uuid.MustParse(appt.ID), uuid.MustParse(appt.PatientID)); err != nil {
 		return err
 	}
 	err = s.inTenant(c, func(tx *gorm.DB) error {
@@ -611,7 +607,7 @@ func (s *Server) rescheduleAppointment(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.auditProxy(c, "reschedule", uuid.MustParse(appt.ID), patientID); err != nil {
+	if err := s.auditAppointment(c, "reschedule", uuid.MustParse(appt.ID), patientID); err != nil {
 		return err
 	}
 	return s.respondAppointment(c, appt.ID)
@@ -624,6 +620,9 @@ func (s *Server) checkInAppointment(c *gin.Context) error {
 		return err
 	}
 	if err := s.update(c, appt.ID, workflows.UpdateCheckIn, workflows.CheckInRequest{UserID: principal(c).UserID.String()}); err != nil {
+		return err
+	}
+	if err := s.auditAppointment(c, "check-in", uuid.MustParse(appt.ID), uuid.MustParse(appt.PatientID)); err != nil {
 		return err
 	}
 	return s.respondAppointment(c, appt.ID)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestAuditLogForAdmins: reads of patient data land in the tenant's audit
@@ -89,5 +90,69 @@ func TestAuditLogForAdmins(t *testing.T) {
 	}
 	if r := st.do("GET", "/v1/audit-events?after_seq=-1", admin, nil); r.Status != http.StatusBadRequest {
 		t.Fatalf("bad after_seq: %d", r.Status)
+	}
+}
+
+// Appointments are patient data: reading one, listing them, a facility's
+// schedule and each change are in the audit log under the patient.
+func TestAppointmentReadsAndChangesAreAudited(t *testing.T) {
+	st := newStack(t)
+	john := st.Demo.Patients[1].ID
+	johnToken := st.login("demo", "john@demo.carebook.test")
+	doctor, typ := st.familyDoctor()
+	free := st.freeSlots(johnToken, doctor, typ)
+	if len(free) == 0 {
+		t.Fatal("no free slots")
+	}
+	booked := st.do("POST", "/v1/appointments", johnToken, map[string]any{"practitioner_id": doctor, "appointment_type_id": typ, "start": free[0]["start"]})
+	if booked.Status != http.StatusCreated {
+		t.Fatalf("book: %d %s", booked.Status, booked.Raw)
+	}
+	appt := booked.str("id")
+	events := func(role, action string) int64 {
+		return st.count(`SELECT count(*) FROM audit_events WHERE resource_type = 'appointment' AND patient_id = ?
+			AND actor_role = ? AND action = ?`, john, role, action)
+	}
+	if n := events("patient", "book"); n != 1 {
+		t.Errorf("patient book events = %d, want 1", n)
+	}
+
+	admin := st.login("demo", "admin@demo.carebook.test")
+	if r := st.do("GET", "/v1/appointments/"+appt, admin, nil); r.Status != http.StatusOK {
+		t.Fatalf("read: %d %s", r.Status, r.Raw)
+	}
+	if n := events("admin", "read"); n != 1 {
+		t.Errorf("admin read events = %d, want 1", n)
+	}
+	if r := st.do("GET", "/v1/appointments", admin, nil); r.Status != http.StatusOK {
+		t.Fatalf("list: %d %s", r.Status, r.Raw)
+	}
+	if n := events("admin", "list"); n != 1 {
+		t.Errorf("admin list events = %d, want 1 (one per patient listed)", n)
+	}
+
+	// The family doctor works in Istanbul; the desk there reads the week.
+	staff := st.login("demo", "staff.istanbul@demo.carebook.test")
+	start, _ := time.Parse(time.RFC3339, booked.str("start"))
+	ist, _ := time.LoadLocation("Europe/Istanbul")
+	if r := st.do("GET", "/v1/schedule?view=week&date="+start.In(ist).Format(time.DateOnly), staff, nil); r.Status != http.StatusOK {
+		t.Fatalf("schedule: %d %s", r.Status, r.Raw)
+	}
+	if n := events("staff", "list"); n != 1 {
+		t.Errorf("staff schedule events = %d, want 1", n)
+	}
+
+	if r := st.do("POST", "/v1/appointments/"+appt+"/cancel", johnToken, map[string]string{"reason": "travelling"}); r.Status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", r.Status, r.Raw)
+	}
+	if n := events("patient", "cancel"); n != 1 {
+		t.Errorf("patient cancel events = %d, want 1", n)
+	}
+	// The free-text reason goes to the row, not into the log.
+	if n := st.count("SELECT count(*) FROM audit_events WHERE reason LIKE '%travelling%'"); n != 0 {
+		t.Errorf("the cancel reason is in the audit log")
+	}
+	if r := st.do("GET", "/v1/audit-events/verify", admin, nil); r.Status != http.StatusOK || r.Body["ok"] != true {
+		t.Fatalf("verify: %d %s", r.Status, r.Raw)
 	}
 }

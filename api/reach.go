@@ -126,17 +126,27 @@ func actsFor(p Principal, patient *uuid.UUID) bool {
 // inList renders a fixed list of codes for a problem's detail.
 func inList(codes []string) string { return strings.Join(codes, ", ") }
 
-// auditProxy records an appointment action a patient took for a
-// dependant. Appointment reads and changes are not yet in the audit log
-// for anyone else (see the README), but acting for another person is the
-// case an auditor asks about first. id is uuid.Nil for a list.
-func (s *Server) auditProxy(c *gin.Context, action string, id, patient uuid.UUID) error {
-	if !actsFor(principal(c), &patient) {
-		return nil
+// auditAppointment records a read or change of one appointment, by anyone:
+// a patient's own, a proxy's for a dependant (the event says so), a
+// doctor's or the desk's.
+func (s *Server) auditAppointment(c *gin.Context, action string, id, patient uuid.UUID) error {
+	return s.inTenant(c, func(tx *gorm.DB) error { return s.audit(c, tx, action, "appointment", &id, &patient, "") })
+}
+
+// auditAppointmentList records, in tx (the read's own transaction), one
+// "list" event for each patient whose appointments rows show, so that an
+// auditor asking who saw a patient's visits finds schedules and lists too.
+func (s *Server) auditAppointmentList(c *gin.Context, tx *gorm.DB, rows []appointmentRow) error {
+	seen := map[uuid.UUID]bool{}
+	for _, r := range rows {
+		if seen[r.PatientID] {
+			continue
+		}
+		seen[r.PatientID] = true
+		patient := r.PatientID
+		if err := s.audit(c, tx, "list", "appointment", nil, &patient, ""); err != nil {
+			return err
+		}
 	}
-	var resource *uuid.UUID
-	if id != uuid.Nil {
-		resource = &id
-	}
-	return s.inTenant(c, func(tx *gorm.DB) error { return s.audit(c, tx, action, "appointment", resource, &patient, "") })
+	return nil
 }

@@ -61,6 +61,24 @@ func (st *stack) reachFixtures(t *testing.T, n demo.Network) map[string]string {
 		t.Fatalf("%s proxy relation: %d %s", slug, px.Status, px.Raw)
 	}
 	ids["proxy-relations"] = px.str("id")
+
+	// Data subject requests about Philip: two legal holds (a release in the
+	// walk below lifts one; the other keeps a real erasure from running)
+	// and an export.
+	philip := n.Patients[2].ID.String()
+	ids["patients"] = philip
+	for i := 0; i < 2; i++ {
+		h := st.do("POST", "/v1/patients/"+philip+"/legal-holds", admin, map[string]any{"reason": "reach fixture hold"})
+		if h.Status != http.StatusCreated {
+			t.Fatalf("%s legal hold: %d %s", slug, h.Status, h.Raw)
+		}
+		ids["legal-holds"] = h.str("id")
+	}
+	ex := st.do("POST", "/v1/patients/"+philip+"/exports", admin, nil)
+	if ex.Status != http.StatusAccepted {
+		t.Fatalf("%s export: %d %s", slug, ex.Status, ex.Raw)
+	}
+	ids["dsr"] = ex.str("id")
 	return ids
 }
 
@@ -90,6 +108,9 @@ func TestEveryPathIDStaysInItsTenant(t *testing.T) {
 		"POST /v1/lab-results/:id/review":      map[string]any{"comment": "reach test"},
 		"POST /v1/lab-messages/:id/assign":     map[string]any{"patient_id": st.Demo.Patients[1].ID},
 		"POST /v1/lab-messages/:id/dismiss":    map[string]any{"reason": "reach test"},
+		"POST /v1/patients/:id/erasure":        map[string]any{"identity_verified": true},
+		"POST /v1/patients/:id/legal-holds":    map[string]any{"reason": "reach test hold"},
+		"POST /v1/legal-holds/:id/release":     map[string]any{"reason": "reach test"},
 	}
 	query := map[string]string{"GET /v1/practitioners/:id/slots": "?appointment_type_id=" + st.Demo.Types[0].ID.String()}
 
@@ -180,6 +201,9 @@ func TestEveryPathIDStaysInItsTenant(t *testing.T) {
 		{"SELECT count(*) FROM lab_reports WHERE id = ? AND reviewed_at IS NULL", other["lab-results"]},
 		{"SELECT count(*) FROM break_glass_grants WHERE id = ? AND reviewed_at IS NULL", other["break-glass"]},
 		{"SELECT count(*) FROM discrepancies WHERE id = ? AND status = 'open'", other["discrepancies"]},
+		{"SELECT count(*) FROM legal_holds WHERE id = ? AND released_at IS NULL", other["legal-holds"]},
+		{"SELECT count(*) FROM patients WHERE id = ? AND erased_at IS NULL", other["patients"]},
+		{"SELECT count(*) FROM dsr_requests WHERE patient_id = ?", other["patients"]},
 	} {
 		if n := st.count(q.sql, q.id); n != 1 {
 			t.Errorf("harbor's row changed: %s", q.sql)

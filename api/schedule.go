@@ -80,7 +80,7 @@ func (s *Server) schedule(c *gin.Context) error {
 		if err := aq.Scan(&rows).Error; err != nil {
 			return internal(err)
 		}
-		return nil
+		return s.auditAppointmentList(c, tx, rows)
 	})
 	if err != nil {
 		return err
