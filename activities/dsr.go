@@ -440,6 +440,13 @@ func (d *DSR) DSREraseRecords(ctx context.Context, in workflows.DSRInput) (int, 
 			{`UPDATE appointments SET cancel_reason = '' WHERE patient_id = ? AND cancel_reason <> ''`, []any{p}},
 			{`UPDATE lab_reports SET pdf_key = '' WHERE patient_id = ? AND pdf_key <> ''`, []any{p}},
 			{`UPDATE dsr_requests SET archive_key = '' WHERE patient_id = ? AND archive_key <> ''`, []any{p}},
+			// Nobody acts for, or through, an erased person any more, and
+			// no doctor stays assigned to them; the ended rows stay as the
+			// record of who could see what, when.
+			{`UPDATE proxy_relations SET ended_at = ?, ended_by = ? WHERE (patient_id = ? OR proxy_patient_id = ?) AND ended_at IS NULL`,
+				[]any{d.now(), row.RequestedBy, p, p}},
+			{`UPDATE care_assignments SET ended_at = ?, ended_by = ? WHERE patient_id = ? AND ended_at IS NULL`,
+				[]any{d.now(), row.RequestedBy, p}},
 		}
 		for _, u := range users {
 			steps = append(steps,

@@ -327,6 +327,11 @@ func (s *Server) createProxyRelation(c *gin.Context) error {
 			if len(pts) != 2 {
 				return invalid("unknown-patient", "proxy_patient_id and patient_id must both name patients.")
 			}
+			for _, pt := range pts {
+				if pt.ErasedAt != nil {
+					return conflict("patient-erased", "The patient was erased; nobody can act for or through them.")
+				}
+			}
 			if r.ValidUntil == nil && r.Kind != "caregiver" {
 				for _, pt := range pts {
 					if pt.ID != dependant || pt.BirthDate == nil {

@@ -65,31 +65,30 @@ func datePtr(t *time.Time) string {
 	return t.Format(time.DateOnly)
 }
 
-// dsrPatient is the patient a request is about: the path's, which a
-// patient may only name when it is their own (another's is 404, as if it
-// did not exist).
+// dsrPatient is the patient a request is about: the path's, when the
+// caller reaches them (anyone else's is 404, as if they did not exist).
 func dsrPatient(c *gin.Context, tx *gorm.DB) (uuid.UUID, error) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		return uuid.Nil, notFound("patient")
 	}
-	p := principal(c)
-	if p.Role == models.RolePatient && id != p.PatientID {
-		return uuid.Nil, notFound("patient")
-	}
-	var n int64
-	if err := tx.Model(&models.Patient{}).Where("id = ?", id).Count(&n).Error; err != nil {
+	// The same reach as every other patient record: a patient their own
+	// and their dependants', staff patients seen at their facility,
+	// admins (the privacy officer) the whole tenant.
+	ok, err := reachesPatient(tx, principal(c), id)
+	if err != nil {
 		return uuid.Nil, internal(err)
 	}
-	if n == 0 {
+	if !ok {
 		return uuid.Nil, notFound("patient")
 	}
 	return id, nil
 }
 
 // createExport handles POST /v1/patients/{id}/exports: a patient asks for
-// their own data (staff and admins for any patient's, on a request made at
-// the desk or in writing). Answers 202 with the request; GET /v1/dsr/{id}
+// their own data or a dependant's; staff for a patient seen at their
+// facility, admins for any patient's, on a request made at the desk or in
+// writing. Answers 202 with the request; GET /v1/dsr/{id}
 // follows it and, once completed, gives a download link.
 func (s *Server) createExport(c *gin.Context) error {
 	return s.idempotent(c, func(id uuid.UUID) error {
@@ -220,7 +219,9 @@ func (s *Server) getDSR(c *gin.Context) error {
 		} else if err != nil {
 			return internal(err)
 		}
-		if p.Role == models.RolePatient && row.PatientID != p.PatientID {
+		if ok, err := reachesPatient(tx, p, row.PatientID); err != nil {
+			return internal(err)
+		} else if !ok {
 			return notFound("request")
 		}
 		v = s.viewDSR(c, row)

@@ -252,12 +252,28 @@ func TestDataSubjectExport(t *testing.T) {
 	if r := st.do("POST", "/v1/patients/"+st.philip().String()+"/erasure", philip, map[string]any{"identity_verified": true}); r.Status != http.StatusForbidden {
 		t.Errorf("a patient erases: %d, want 403", r.Status)
 	}
-	// Staff export for a patient at the desk.
+	// A desk reaches the patients seen at its facility: Philip's visits
+	// are in Istanbul, so New York's desk neither exports nor reads his.
+	newYork := st.login("demo", "staff.newyork@demo.carebook.test")
+	if r := st.do("POST", "/v1/patients/"+st.philip().String()+"/exports", newYork, nil); r.Status != http.StatusNotFound {
+		t.Errorf("another facility's desk exports Philip: %d %s, want 404", r.Status, r.Raw)
+	}
+	if r := st.do("GET", "/v1/dsr/"+id, newYork, nil); r.Status != http.StatusNotFound || r.str("download_url") != "" {
+		t.Errorf("another facility's desk reads Philip's export: %d %s, want 404", r.Status, r.Raw)
+	}
+	if r := st.do("GET", "/v1/patients/"+st.philip().String()+"/dsr", newYork, nil); r.Status != http.StatusNotFound {
+		t.Errorf("another facility's desk lists Philip's requests: %d, want 404", r.Status)
+	}
+	// Istanbul's desk, where Philip is seen, exports for him; John has no
+	// visit there, so it does not reach him.
 	desk := st.login("demo", "staff.istanbul@demo.carebook.test")
-	if r := st.do("POST", "/v1/patients/"+st.john().String()+"/exports", desk, nil); r.Status != http.StatusAccepted {
-		t.Errorf("staff export John: %d %s", r.Status, r.Raw)
+	if r := st.do("POST", "/v1/patients/"+st.philip().String()+"/exports", desk, nil); r.Status != http.StatusAccepted {
+		t.Errorf("the desk exports Philip: %d %s", r.Status, r.Raw)
 	} else if d := st.dsrWait(t, desk, r.str("id")); d.str("status") != "completed" {
-		t.Errorf("John's export: %s", d.Raw)
+		t.Errorf("the desk's export: %s", d.Raw)
+	}
+	if r := st.do("POST", "/v1/patients/"+st.john().String()+"/exports", desk, nil); r.Status != http.StatusNotFound {
+		t.Errorf("the desk exports John, never seen there: %d %s, want 404", r.Status, r.Raw)
 	}
 }
 
@@ -484,10 +500,19 @@ func TestDataSubjectErasure(t *testing.T) {
 		{"consents", "SELECT count(*) FROM consents WHERE patient_id = ?", 1},
 		{"identifiers", "SELECT count(*) FROM patient_identifiers WHERE patient_id = ?", 0},
 		{"pseudonymised patient", "SELECT count(*) FROM patients WHERE id = ? AND given_name = 'Erased' AND family_name LIKE 'P-%' AND birth_date IS NULL AND erased_at IS NOT NULL", 1},
+		// The demo refers Philip to Dr. Miller: the assignment ends, and stays as a record.
+		{"ended care assignments", "SELECT count(*) FROM care_assignments WHERE patient_id = ? AND ended_at IS NOT NULL", 1},
+		{"active care assignments", "SELECT count(*) FROM care_assignments WHERE patient_id = ? AND ended_at IS NULL", 0},
 	} {
 		if n := st.count(c.sql, p); n != c.want {
 			t.Errorf("%s: %d rows, want %d", c.name, n, c.want)
 		}
+	}
+	// Nobody may be made to act for an erased patient.
+	desk := st.login("demo", "staff.istanbul@demo.carebook.test")
+	if r := st.do("POST", "/v1/proxy-relations", desk, map[string]any{"proxy_patient_id": st.john(), "patient_id": p,
+		"kind": "caregiver", "documents_checked": true}); r.Status != http.StatusConflict || r.problemType() != "patient-erased" {
+		t.Errorf("proxy relation for an erased patient: %d %s, want 409 patient-erased", r.Status, r.Raw)
 	}
 	var pseudonym string
 	st.Admin.Raw("SELECT family_name FROM patients WHERE id = ?", p).Scan(&pseudonym)

@@ -30,7 +30,6 @@ import (
 	"github.com/carebook/carebook/labs"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/objstore"
-	"github.com/carebook/carebook/reqid"
 	"github.com/carebook/carebook/workflows"
 )
 
@@ -336,7 +335,6 @@ func (in *Intake) started(ctx context.Context, res Result) Result {
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowExecutionTimeout: 0,
-		Memo:                     reqid.Memo(ctx),
 	}, workflows.LabWorkflowType, workflows.LabInput{TenantID: row.TenantID.String(), MessageID: row.ID.String()})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &already) {

@@ -288,7 +288,7 @@ func (k *Keyring) activeVersion(ctx context.Context, tenant uuid.UUID) (uint32, 
 	}
 	var row keyRow
 	err := models.InTenant(ctx, k.DB, tenant, func(tx *gorm.DB) error {
-		err := tx.Where("kind = ? AND state = ?", KindData, StateActive).Take(&row).Error
+		err := tx.Where("tenant_id = ? AND kind = ? AND state = ?", tenant, KindData, StateActive).Take(&row).Error
 		if !errors.Is(err, gorm.ErrRecordNotFound) {
 			return err
 		}
@@ -332,7 +332,7 @@ func (k *Keyring) create(ctx context.Context, tx *gorm.DB, tenant uuid.UUID, kin
 	}
 	// Two processes made a tenant's first key at once: the one that
 	// committed first wins, and both use its key.
-	return tx.Where("kind = ? AND state = ?", kind, StateActive).Take(row).Error
+	return tx.Where("tenant_id = ? AND kind = ? AND state = ?", tenant, kind, StateActive).Take(row).Error
 }
 
 // wrapInfo binds a wrapped key to its tenant, kind and version.
@@ -352,7 +352,7 @@ func (k *Keyring) key(ctx context.Context, tenant uuid.UUID, kind string, versio
 	}
 	var row keyRow
 	err := models.InTenant(ctx, k.DB, tenant, func(tx *gorm.DB) error {
-		err := tx.Where("kind = ? AND version = ?", kind, version).Take(&row).Error
+		err := tx.Where("tenant_id = ? AND kind = ? AND version = ?", tenant, kind, version).Take(&row).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) && kind == KindIndex {
 			return k.create(ctx, tx, tenant, kind, version, "", &row)
 		}

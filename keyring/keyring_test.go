@@ -310,3 +310,33 @@ func TestRotationReencryptsEveryValueAndRetiresTheOldKey(t *testing.T) {
 		t.Errorf("bravo has %d values under its version 1, want 2", bravoOld)
 	}
 }
+
+// The owner connection (carebook seed, migrations) is not bound by row
+// security: a keyring on it must still pick each tenant's own keys, as the
+// second tenant seeded on one database does.
+func TestOwnerConnectionKeepsTenantsKeysApart(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	owner := keyring.New(f.admin, f.kek)
+	hash := func(string) (string, error) { return "not-a-real-hash", nil }
+	c, err := demo.Seed(ctx, f.admin, demo.Options{Slug: "charlie", Name: "Charlie", Now: time.Now(), HashPassword: hash, Keys: owner})
+	if err != nil {
+		t.Fatalf("seeding a third tenant with the owner's keyring: %v", err)
+	}
+	for _, tenant := range []uuid.UUID{f.a.Tenant.ID, c.Tenant.ID} {
+		sealed, err := owner.Seal(ctx, tenant, "s3cret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The app's keyring, bound by row security, opens it: it was sealed
+		// under this tenant's own key.
+		if got, err := f.fresh().Open(ctx, tenant, sealed); err != nil || got != "s3cret" {
+			t.Fatalf("tenant %s: sealed by the owner's keyring, opened %q, %v", tenant, got, err)
+		}
+	}
+	var n int64
+	f.admin.Raw("SELECT count(*) FROM tenant_keys WHERE tenant_id = ? AND kind = 'data'", c.Tenant.ID).Scan(&n)
+	if n != 1 {
+		t.Fatalf("the third tenant has %d data keys, want its own one", n)
+	}
+}

@@ -89,16 +89,16 @@ func (k *Keyring) BeginRotation(ctx context.Context, tenant uuid.UUID, rotationI
 			return err
 		}
 		var mine keyRow
-		err := tx.Where("kind = ? AND rotation_id = ?", KindData, rotationID).Take(&mine).Error
+		err := tx.Where("tenant_id = ? AND kind = ? AND rotation_id = ?", tenant, KindData, rotationID).Take(&mine).Error
 		switch {
 		case err == nil:
 			out.Version = mine.Version
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			var last uint32
-			if err := tx.Model(&keyRow{}).Where("kind = ?", KindData).Select("coalesce(max(version), 0)").Scan(&last).Error; err != nil {
+			if err := tx.Model(&keyRow{}).Where("tenant_id = ? AND kind = ?", tenant, KindData).Select("coalesce(max(version), 0)").Scan(&last).Error; err != nil {
 				return err
 			}
-			if err := tx.Model(&keyRow{}).Where("kind = ? AND state = ?", KindData, StateActive).
+			if err := tx.Model(&keyRow{}).Where("tenant_id = ? AND kind = ? AND state = ?", tenant, KindData, StateActive).
 				Updates(map[string]any{"state": StateRetiring, "retiring_at": k.now().UTC()}).Error; err != nil {
 				return err
 			}
@@ -110,7 +110,7 @@ func (k *Keyring) BeginRotation(ctx context.Context, tenant uuid.UUID, rotationI
 		default:
 			return err
 		}
-		return tx.Model(&keyRow{}).Where("kind = ? AND state = ? AND version <> ?", KindData, StateRetiring, out.Version).
+		return tx.Model(&keyRow{}).Where("tenant_id = ? AND kind = ? AND state = ? AND version <> ?", tenant, KindData, StateRetiring, out.Version).
 			Order("version").Pluck("version", &out.Old).Error
 	})
 	if err != nil {
@@ -147,9 +147,9 @@ func (k *Keyring) Reencrypt(ctx context.Context, tenant uuid.UUID, column string
 		}
 		// Identifiers come from Register, never from a request.
 		q := fmt.Sprintf(`SELECT ctid::text AS ctid, (%s)::text AS row_id, %s AS sealed FROM %s
-			WHERE %s IS NOT NULL AND substring(%s FROM 2 FOR 4) <> ? LIMIT ? FOR UPDATE SKIP LOCKED`,
+			WHERE tenant_id = ? AND %s IS NOT NULL AND substring(%s FROM 2 FOR 4) <> ? LIMIT ? FOR UPDATE SKIP LOCKED`,
 			row, c.Sealed, c.Table, c.Sealed, c.Sealed)
-		if err := tx.Raw(q, vb[:], limit).Scan(&rows).Error; err != nil {
+		if err := tx.Raw(q, tenant, vb[:], limit).Scan(&rows).Error; err != nil {
 			return err
 		}
 		for _, r := range rows {
@@ -186,8 +186,8 @@ func (k *Keyring) InUse(ctx context.Context, tenant uuid.UUID, version uint32) (
 	err := models.InTenant(ctx, k.DB, tenant, func(tx *gorm.DB) error {
 		for _, c := range Columns() {
 			var n int64
-			q := fmt.Sprintf("SELECT count(*) FROM %s WHERE %s IS NOT NULL AND substring(%s FROM 2 FOR 4) <> ?", c.Table, c.Sealed, c.Sealed)
-			if err := tx.Raw(q, vb[:]).Scan(&n).Error; err != nil {
+			q := fmt.Sprintf("SELECT count(*) FROM %s WHERE tenant_id = ? AND %s IS NOT NULL AND substring(%s FROM 2 FOR 4) <> ?", c.Table, c.Sealed, c.Sealed)
+			if err := tx.Raw(q, tenant, vb[:]).Scan(&n).Error; err != nil {
 				return err
 			}
 			total += n
@@ -210,11 +210,11 @@ func (k *Keyring) Retire(ctx context.Context, tenant uuid.UUID, version uint32) 
 		return nil, remaining, err
 	}
 	err = models.InTenant(ctx, k.DB, tenant, func(tx *gorm.DB) error {
-		if err := tx.Model(&keyRow{}).Where("kind = ? AND state = ? AND version < ?", KindData, StateRetiring, version).
+		if err := tx.Model(&keyRow{}).Where("tenant_id = ? AND kind = ? AND state = ? AND version < ?", tenant, KindData, StateRetiring, version).
 			Order("version").Pluck("version", &retired).Error; err != nil {
 			return err
 		}
-		return tx.Model(&keyRow{}).Where("kind = ? AND state = ? AND version < ?", KindData, StateRetiring, version).
+		return tx.Model(&keyRow{}).Where("tenant_id = ? AND kind = ? AND state = ? AND version < ?", tenant, KindData, StateRetiring, version).
 			Updates(map[string]any{"state": StateRetired, "retired_at": k.now().UTC()}).Error
 	})
 	if err != nil {

@@ -127,6 +127,8 @@ type Patient struct {
 	BirthDate  *time.Time `gorm:"type:date"`
 	Phone      string
 	CreatedAt  time.Time
+	// ErasedAt is when a data subject's erasure pseudonymised the row.
+	ErasedAt *time.Time
 }
 
 // User is a login identity with one role in one tenant.

@@ -62,7 +62,7 @@ func Find(ctx context.Context, tx *gorm.DB, keys *keyring.Keyring, tenant uuid.U
 	if err != nil {
 		return nil, err
 	}
-	q := tx.Table("patient_identifiers").Where("value_index = ?", idx)
+	q := tx.Table("patient_identifiers").Where("tenant_id = ? AND value_index = ?", tenant, idx)
 	if system != "" {
 		q = q.Where("system = ?", system)
 	}
@@ -80,7 +80,7 @@ func Reveal(ctx context.Context, tx *gorm.DB, keys *keyring.Keyring, tenant, pat
 		System      string
 		ValueSealed []byte
 	}
-	if err := tx.Table("patient_identifiers").Where("patient_id = ? AND value_sealed IS NOT NULL", patient).
+	if err := tx.Table("patient_identifiers").Where("tenant_id = ? AND patient_id = ? AND value_sealed IS NOT NULL", tenant, patient).
 		Select("system, value_sealed").Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("nationalid: reveal: %w", err)
 	}

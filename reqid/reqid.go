@@ -14,6 +14,7 @@ import (
 	"log/slog"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
@@ -183,6 +184,39 @@ func (*logInterceptor) InterceptWorkflow(ctx workflow.Context, next interceptor.
 	return &workflowIn{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}}
 }
 
+// InterceptClient names the request in the memo of every workflow the
+// client starts with a context that carries one (the Temporal UI shows
+// memos). Update-With-Start hides its start options from interceptors:
+// its callers set Memo themselves.
+func (*logInterceptor) InterceptClient(next interceptor.ClientOutboundInterceptor) interceptor.ClientOutboundInterceptor {
+	return &clientOut{ClientOutboundInterceptorBase: interceptor.ClientOutboundInterceptorBase{Next: next}}
+}
+
+type clientOut struct {
+	interceptor.ClientOutboundInterceptorBase
+}
+
+func (o *clientOut) ExecuteWorkflow(ctx context.Context, in *interceptor.ClientExecuteWorkflowInput) (client.WorkflowRun, error) {
+	if id := From(ctx); id != "" && in.Options != nil {
+		in.Options.Memo = withMemo(in.Options.Memo, id)
+	}
+	return o.Next.ExecuteWorkflow(ctx, in)
+}
+
+// withMemo returns memo with the request ID added, copying rather than
+// changing the caller's map; a memo that names a request already keeps it.
+func withMemo(memo map[string]any, id string) map[string]any {
+	if _, ok := memo[MemoKey]; ok {
+		return memo
+	}
+	out := make(map[string]any, len(memo)+1)
+	for k, v := range memo {
+		out[k] = v
+	}
+	out[MemoKey] = id
+	return out
+}
+
 type activityIn struct {
 	interceptor.ActivityInboundInterceptorBase
 }
@@ -213,6 +247,18 @@ func (w *workflowIn) Init(out interceptor.WorkflowOutboundInterceptor) error {
 
 type workflowOut struct {
 	interceptor.WorkflowOutboundInterceptorBase
+}
+
+// ExecuteChildWorkflow gives a child the memo its parent's request would
+// have given it, so that the payment a booking starts names the booking's
+// request too. The ID comes from the workflow's header: replay-safe.
+func (w *workflowOut) ExecuteChildWorkflow(ctx workflow.Context, childType string, args ...any) workflow.ChildWorkflowFuture {
+	if id := FromWorkflow(ctx); id != "" {
+		opts := workflow.GetChildWorkflowOptions(ctx)
+		opts.Memo = withMemo(opts.Memo, id)
+		ctx = workflow.WithChildOptions(ctx, opts)
+	}
+	return w.Next.ExecuteChildWorkflow(ctx, childType, args...)
 }
 
 func (w *workflowOut) GetLogger(ctx workflow.Context) log.Logger {

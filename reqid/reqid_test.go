@@ -39,19 +39,26 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-type seen struct{ Workflow, Activity string }
+type seen struct{ Workflow, Activity, Child string }
 
 func echoActivity(ctx context.Context) (string, error) {
 	activity.GetLogger(ctx).Info("activity ran")
 	return reqid.From(ctx), nil
 }
 
+func childWorkflow(ctx workflow.Context) (string, error) { return reqid.FromWorkflow(ctx), nil }
+
 func echoWorkflow(ctx workflow.Context) (seen, error) {
 	workflow.GetLogger(ctx).Info("workflow ran")
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
 	var a string
-	err := workflow.ExecuteActivity(ctx, echoActivity).Get(ctx, &a)
-	return seen{Workflow: reqid.FromWorkflow(ctx), Activity: a}, err
+	if err := workflow.ExecuteActivity(ctx, echoActivity).Get(ctx, &a); err != nil {
+		return seen{}, err
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID + "-child"})
+	var child string
+	err := workflow.ExecuteChildWorkflow(cctx, childWorkflow).Get(ctx, &child)
+	return seen{Workflow: reqid.FromWorkflow(ctx), Activity: a, Child: child}, err
 }
 
 func TestRequestIDReachesWorkflowActivityAndLogs(t *testing.T) {
@@ -64,6 +71,7 @@ func TestRequestIDReachesWorkflowActivityAndLogs(t *testing.T) {
 	}))
 	ts.NewWorker("reqid", func(r worker.Registry) {
 		r.RegisterWorkflow(echoWorkflow)
+		r.RegisterWorkflow(childWorkflow)
 		r.RegisterActivity(echoActivity)
 	})
 	c := ts.GetDefaultClient()
@@ -72,7 +80,7 @@ func TestRequestIDReachesWorkflowActivityAndLogs(t *testing.T) {
 
 	const id = "req-0123456789abcdef"
 	rctx := reqid.With(ctx, id)
-	run, err := c.ExecuteWorkflow(rctx, client.StartWorkflowOptions{ID: "echo-with", TaskQueue: "reqid", Memo: reqid.Memo(rctx)}, echoWorkflow)
+	run, err := c.ExecuteWorkflow(rctx, client.StartWorkflowOptions{ID: "echo-with", TaskQueue: "reqid"}, echoWorkflow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,18 +88,22 @@ func TestRequestIDReachesWorkflowActivityAndLogs(t *testing.T) {
 	if err := run.Get(ctx, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Workflow != id || got.Activity != id {
-		t.Fatalf("workflow saw %q, activity %q; want %q in both", got.Workflow, got.Activity, id)
+	if got.Workflow != id || got.Activity != id || got.Child != id {
+		t.Fatalf("workflow saw %q, activity %q, child %q; want %q in all", got.Workflow, got.Activity, got.Child, id)
 	}
-	desc, err := c.DescribeWorkflowExecution(ctx, "echo-with", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var memo string
-	if p, ok := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[reqid.MemoKey]; !ok {
-		t.Fatal("the workflow's memo has no request ID")
-	} else if err := converter.GetDefaultDataConverter().FromPayload(p, &memo); err != nil || memo != id {
-		t.Fatalf("memo request ID = %q (%v), want %q", memo, err, id)
+	// The memo names the request on the workflow the client started and on
+	// the child it started, with no caller setting Memo.
+	for _, wid := range []string{"echo-with", "echo-with-child"} {
+		desc, err := c.DescribeWorkflowExecution(ctx, wid, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var memo string
+		if p, ok := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[reqid.MemoKey]; !ok {
+			t.Fatalf("%s: the memo has no request ID", wid)
+		} else if err := converter.GetDefaultDataConverter().FromPayload(p, &memo); err != nil || memo != id {
+			t.Fatalf("%s: memo request ID = %q (%v), want %q", wid, memo, err, id)
+		}
 	}
 	for _, msg := range []string{"workflow ran", "activity ran"} {
 		if !logLineHas(logs.String(), msg, "requestID="+id) {
@@ -100,15 +112,22 @@ func TestRequestIDReachesWorkflowActivityAndLogs(t *testing.T) {
 	}
 
 	// Without an ID nothing is invented, and nothing breaks.
-	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "echo-without", TaskQueue: "reqid", Memo: reqid.Memo(ctx)}, echoWorkflow)
+	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "echo-without", TaskQueue: "reqid"}, echoWorkflow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := run.Get(ctx, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Workflow != "" || got.Activity != "" {
-		t.Fatalf("without a request ID, workflow saw %q and activity %q", got.Workflow, got.Activity)
+	if got.Workflow != "" || got.Activity != "" || got.Child != "" {
+		t.Fatalf("without a request ID, workflow saw %q, activity %q, child %q", got.Workflow, got.Activity, got.Child)
+	}
+	desc, err := c.DescribeWorkflowExecution(ctx, "echo-without", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[reqid.MemoKey]; ok {
+		t.Fatal("a workflow started without a request names one")
 	}
 }
 

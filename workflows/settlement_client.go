@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/carebook/carebook/payments/reconcile"
-	"github.com/carebook/carebook/reqid"
 )
 
 // maxTriggerDays bounds one manual trigger: a month of days, each its own
@@ -50,7 +49,6 @@ func StartSettlements(ctx context.Context, c client.Client, tenantID, first, las
 			// A closed day may run again; a running one is joined.
 			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			Memo:                     reqid.Memo(ctx),
 		}, SettlementWorkflowType, SettlementInput{TenantID: tenantID, Day: day})
 		if err != nil {
 			return runs, fmt.Errorf("start settlement of %s: %w", day, err)

@@ -127,6 +127,12 @@ func FromEnv() (Config, error) {
 	if c.TemporalPort, err = envInt("CAREBOOK_TEMPORAL_PORT", 7233); err != nil {
 		return c, err
 	}
+	// The commands that talk to a running dev (keys rotate, retention
+	// run) follow its port, as send-hl7 follows its MLLP address, unless
+	// an address is given.
+	if os.Getenv("CAREBOOK_TEMPORAL_ADDRESS") == "" {
+		c.TemporalAddress = fmt.Sprintf("127.0.0.1:%d", c.TemporalPort)
+	}
 	if c.TemporalUIPort, err = envInt("CAREBOOK_TEMPORAL_UI_PORT", 8233); err != nil {
 		return c, err
 	}

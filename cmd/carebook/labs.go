@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,7 +58,38 @@ func devStore(ctx context.Context, cfg *Config) (*objstore.Store, func(), error)
 		gw.Stop()
 		return nil, nil, err
 	}
-	return store, gw.Stop, nil
+	// The gateway's address and keys change at every start: leave them in
+	// the data folder while it runs, so that `audit verify` beside dev can
+	// check the archive and the anchors too.
+	settings := filepath.Join(cfg.DataDir, devS3File)
+	if err := writeDevS3(settings, cfg.S3); err != nil {
+		gw.Stop()
+		return nil, nil, err
+	}
+	return store, func() { os.Remove(settings); gw.Stop() }, nil
+}
+
+// devS3File holds a running dev's object store settings, in its data
+// folder, readable by its owner only.
+const devS3File = "s3.json"
+
+func writeDevS3(path string, c S3Config) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// readDevS3 returns the object store settings of the dev running on
+// cfg's data folder, if one is.
+func readDevS3(cfg Config) (S3Config, bool) {
+	var c S3Config
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, devS3File))
+	if err != nil || json.Unmarshal(b, &c) != nil || c.AccessKey == "" {
+		return S3Config{}, false
+	}
+	return c, true
 }
 
 // serveMLLP takes HL7 v2 messages over MLLP on ln until ctx ends, then
