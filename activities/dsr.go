@@ -22,6 +22,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/audit"
+	"github.com/carebook/carebook/internal/sessionkeys"
 	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/nationalid"
@@ -336,14 +337,13 @@ func (d *DSR) DSREraseObjects(ctx context.Context, in workflows.DSRInput) (int, 
 	return len(keys) + n, nil
 }
 
-// Redis key names of sessions; they must match api/sessions.go (the
-// erasure test reads Redis and fails if they drift).
-func (d *DSR) sessionKey(family string) string { return d.RedisPrefix + "session:" + family }
+// Redis key names of sessions: the api's (internal/sessionkeys).
+func (d *DSR) sessionKey(family string) string { return sessionkeys.Session(d.RedisPrefix, family) }
 func (d *DSR) userSessionsKey(user uuid.UUID) string {
-	return d.RedisPrefix + "user-sessions:" + user.String()
+	return sessionkeys.UserSessions(d.RedisPrefix, user)
 }
 func (d *DSR) revokedBeforeKey(user uuid.UUID) string {
-	return d.RedisPrefix + "revoked-before:" + user.String()
+	return sessionkeys.RevokedBefore(d.RedisPrefix, user)
 }
 
 // sessionTTL is api.RefreshTTL: the longest a session can live, so a

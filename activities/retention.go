@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/audit"
+	"github.com/carebook/carebook/internal/sessionkeys"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/objstore"
 	"github.com/carebook/carebook/workflows"
@@ -170,9 +171,9 @@ func (r *Retention) AnchorAuditHead(ctx context.Context, req workflows.Retention
 const sessionScanCount = 500
 
 // PruneSessions removes, from one page of users' session lists, the
-// sessions whose keys Redis has expired. The lists are the api's (see
-// api/sessions.go: <prefix>user-sessions:<user> holds session families,
-// <prefix>session:<family> is a family's session). A list only ever
+// sessions whose keys Redis has expired. The lists are the api's
+// (internal/sessionkeys: a user's set of session families, and each
+// family's session). A list only ever
 // grows while its user keeps signing in, because each sign-in renews its
 // lifetime; this keeps it to the sessions that can still be used, which
 // is what "log out everywhere" walks.
@@ -185,7 +186,7 @@ func (r *Retention) PruneSessions(ctx context.Context, req workflows.PruneSessio
 	if r.Redis == nil {
 		return out, nil
 	}
-	keys, cursor, err := r.Redis.Scan(ctx, req.Cursor, r.RedisPrefix+"user-sessions:*", sessionScanCount).Result()
+	keys, cursor, err := r.Redis.Scan(ctx, req.Cursor, sessionkeys.UserSessionsPattern(r.RedisPrefix), sessionScanCount).Result()
 	if err != nil {
 		return out, fmt.Errorf("scan session lists: %w", err)
 	}
@@ -202,7 +203,7 @@ func (r *Retention) PruneSessions(ctx context.Context, req workflows.PruneSessio
 		exists := make([]*redis.IntCmd, len(families))
 		if _, err := r.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, f := range families {
-				exists[i] = p.Exists(ctx, r.RedisPrefix+"session:"+f)
+				exists[i] = p.Exists(ctx, sessionkeys.Session(r.RedisPrefix, f))
 			}
 			return nil
 		}); err != nil {

@@ -276,7 +276,7 @@ func (s *Server) mailVerification(c *gin.Context, t models.Tenant, u models.User
 	ctx, cancel := context.WithTimeout(c.Request.Context(), accountMailTimeout)
 	defer cancel()
 	if err := s.sendToken(ctx, t, u, models.PurposeVerifyEmail, nil); err != nil {
-		s.Logger.ErrorContext(ctx, "verification mail not sent", "requestID", requestID(c), "tenantID", u.TenantID, "userID", u.ID, "error", err)
+		s.Logger.ErrorContext(ctx, "verification mail not sent", "tenantID", u.TenantID, "userID", u.ID, "error", err)
 	}
 }
 
@@ -343,7 +343,7 @@ func (s *Server) requestPasswordReset(c *gin.Context) error {
 		ev := models.AuditEvent{TenantID: tenant.ID, ActorUser: &user.ID, ActorRole: string(user.Role), At: s.Now().UTC(),
 			Action: "password-reset-requested", ResourceType: "user", ResourceID: &user.ID, ClientAddr: ip, RequestID: reqID}
 		if err := s.sendToken(ctx, tenant, user, models.PurposePasswordReset, &ev); err != nil {
-			s.Logger.ErrorContext(ctx, "password reset mail not sent", "requestID", reqID, "tenantID", tenant.ID, "userID", user.ID, "error", err)
+			s.Logger.ErrorContext(ctx, "password reset mail not sent", "tenantID", tenant.ID, "userID", user.ID, "error", err)
 		}
 	}()
 	return accepted()

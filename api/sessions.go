@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/carebook/carebook/internal/sessionkeys"
 	"github.com/carebook/carebook/models"
 )
 
@@ -45,12 +46,14 @@ type session struct {
 	Opened int64 `json:"o"`
 }
 
-func (s *Server) sessionKey(family string) string { return s.RedisPrefix + "session:" + family }
+func (s *Server) sessionKey(family string) string {
+	return sessionkeys.Session(s.RedisPrefix, family)
+}
 func (s *Server) userSessionsKey(user uuid.UUID) string {
-	return s.RedisPrefix + "user-sessions:" + user.String()
+	return sessionkeys.UserSessions(s.RedisPrefix, user)
 }
 func (s *Server) revokedBeforeKey(user uuid.UUID) string {
-	return s.RedisPrefix + "revoked-before:" + user.String()
+	return sessionkeys.RevokedBefore(s.RedisPrefix, user)
 }
 
 func secretHash(secret string) string {

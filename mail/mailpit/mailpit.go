@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/carebook/carebook/internal/gobin"
 )
 
 // Install is the command that builds the binary this package looks for.
@@ -43,23 +45,7 @@ const portAttempts = 3
 
 // Binary finds mailpit on PATH or in $GOPATH/bin (where `go install` puts
 // it).
-func Binary() (string, error) {
-	if p, err := exec.LookPath("mailpit"); err == nil {
-		return p, nil
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		home, _ := os.UserHomeDir()
-		gopath = filepath.Join(home, "go")
-	}
-	// GOPATH may be a list; `go install` writes to the first entry.
-	gopath, _, _ = strings.Cut(gopath, string(os.PathListSeparator))
-	p := filepath.Join(gopath, "bin", "mailpit")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("mailpit is not installed (%s)", Install)
-	}
-	return p, nil
-}
+func Binary() (string, error) { return gobin.Find("mailpit", Install) }
 
 // Options picks the ports; zero means a free port chosen by the kernel.
 type Options struct {

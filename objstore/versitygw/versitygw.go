@@ -30,6 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/carebook/carebook/internal/gobin"
 )
 
 // Install is the command that builds the binary this package looks for.
@@ -51,23 +53,7 @@ const portAttempts = 3
 
 // Binary finds versitygw on PATH or in $GOPATH/bin (where `go install`
 // puts it).
-func Binary() (string, error) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
-		return p, nil
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		home, _ := os.UserHomeDir()
-		gopath = filepath.Join(home, "go")
-	}
-	// GOPATH may be a list; `go install` writes to the first entry.
-	gopath, _, _ = strings.Cut(gopath, string(os.PathListSeparator))
-	p := filepath.Join(gopath, "bin", "versitygw")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("versitygw is not installed (%s)", Install)
-	}
-	return p, nil
-}
+func Binary() (string, error) { return gobin.Find("versitygw", Install) }
 
 // Server is a running gateway. Point an S3 client at Endpoint with path-style
 // addressing, AccessKey and SecretKey as static credentials, and Region.

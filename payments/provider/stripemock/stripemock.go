@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/carebook/carebook/internal/gobin"
 )
 
 // Install is the command that builds the binary this package looks for.
@@ -21,21 +21,7 @@ const Install = "go install github.com/stripe/stripe-mock@v0.203.0"
 
 // Binary finds stripe-mock on PATH or in $GOPATH/bin (where `go install`
 // puts it).
-func Binary() (string, error) {
-	if p, err := exec.LookPath("stripe-mock"); err == nil {
-		return p, nil
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		home, _ := os.UserHomeDir()
-		gopath = filepath.Join(home, "go")
-	}
-	p := filepath.Join(gopath, "bin", "stripe-mock")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("stripe-mock is not installed (%s)", Install)
-	}
-	return p, nil
-}
+func Binary() (string, error) { return gobin.Find("stripe-mock", Install) }
 
 // Mock is a running stripe-mock.
 type Mock struct {
