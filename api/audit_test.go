@@ -156,3 +156,24 @@ func TestAppointmentReadsAndChangesAreAudited(t *testing.T) {
 		t.Fatalf("verify: %d %s", r.Status, r.Raw)
 	}
 }
+
+// Billing's reads of payments are reads of the patient's data: each is in
+// the audit log under the patient.
+func TestPaymentReadsAreAudited(t *testing.T) {
+	st := newStack(t)
+	id := st.seedPayment(t, st.Demo, seededPayment{patient: 1, practitioner: 3, status: "captured", amount: 12000, currency: "USD", created: time.Now().Add(-48 * time.Hour)})
+	john := st.Demo.Patients[1].ID
+	billing := st.login("demo", "billing@demo.carebook.test")
+	if r := st.do("GET", "/v1/payments/"+id, billing, nil); r.Status != http.StatusOK {
+		t.Fatalf("read: %d %s", r.Status, r.Raw)
+	}
+	if r := st.do("GET", "/v1/payments", billing, nil); r.Status != http.StatusOK || len(r.items()) == 0 {
+		t.Fatalf("list: %d %s", r.Status, r.Raw)
+	}
+	for _, action := range []string{"read", "list"} {
+		if n := st.count(`SELECT count(*) FROM audit_events WHERE resource_type = 'payment' AND action = ? AND patient_id = ? AND actor_role = 'billing'`,
+			action, john); n != 1 {
+			t.Errorf("%s events for John's payment = %d, want 1", action, n)
+		}
+	}
+}

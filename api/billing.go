@@ -150,6 +150,19 @@ func (s *Server) listPayments(c *gin.Context) error {
 		if err := q.Scan(&rows).Error; err != nil {
 			return internal(err)
 		}
+		// A payment is the patient's too (who paid for which visit): one
+		// event per patient the page shows, in the read's transaction.
+		seen := map[uuid.UUID]bool{}
+		for _, r := range rows {
+			if seen[r.PatientID] {
+				continue
+			}
+			seen[r.PatientID] = true
+			patient := r.PatientID
+			if err := s.audit(c, tx, "list", "payment", nil, &patient, ""); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -334,7 +347,7 @@ func (s *Server) getPayment(c *gin.Context) error {
 		if err := tx.Where("payment_id = ?", id).Order("created_at, id").Find(&refunds).Error; err != nil {
 			return internal(err)
 		}
-		return nil
+		return s.audit(c, tx, "read", "payment", &id, &row.PatientID, "")
 	})
 	if err != nil {
 		return err
