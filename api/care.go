@@ -116,8 +116,13 @@ func (s *Server) createCareAssignment(c *gin.Context) error {
 				return lookupProblem(err, "unknown-practitioner", "practitioner_id names no practitioner.")
 			}
 			var pt models.Patient
-			if err := tx.Where("id = ?", patient).Take(&pt).Error; err != nil {
+			// FOR SHARE waits for an erasure holding the patient's row, and
+			// makes one wait for this.
+			if err := tx.Clauses(clause.Locking{Strength: "SHARE"}).Where("id = ?", patient).Take(&pt).Error; err != nil {
 				return lookupProblem(err, "unknown-patient", "patient_id names no patient.")
+			}
+			if pt.ErasedAt != nil {
+				return conflict("patient-erased", "The patient was erased; no doctor can be assigned to them.")
 			}
 			if p.Role == models.RoleStaff {
 				var n int64
@@ -127,14 +132,32 @@ func (s *Server) createCareAssignment(c *gin.Context) error {
 				if n == 0 {
 					return forbidden()
 				}
+				// An assignment opens the patient's records to the doctor:
+				// a desk gives only what it reaches itself (a patient seen
+				// at its facility). A referral from elsewhere is an admin's.
+				if err := staffReaches(tx, p, patient); err != nil {
+					return err
+				}
 			}
-			res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&a)
-			if res.Error != nil {
-				return internal(res.Error)
+			if done, err := retried(tx, id, &a); err != nil || done {
+				return err
 			}
-			if res.RowsAffected == 0 {
-				// A retry after a crash: the first attempt's row stands.
-				return tx.Where("id = ?", id).Take(&a).Error
+			// One active assignment per doctor and patient: concurrent
+			// requests for the pair queue on the lock, and the second
+			// finds the first's row.
+			if err := lockPair(tx, "care", doctor, patient); err != nil {
+				return internal(err)
+			}
+			var n int64
+			if err := tx.Table("care_assignments ca").Where("ca.practitioner_id = ? AND ca.patient_id = ? AND "+activeWindow("ca"), doctor, patient).
+				Count(&n).Error; err != nil {
+				return internal(err)
+			}
+			if n > 0 {
+				return conflict("assignment-exists", "This doctor is already assigned to the patient; end that assignment first.")
+			}
+			if err := tx.Create(&a).Error; err != nil {
+				return internal(err)
 			}
 			return s.audit(c, tx, "care-assign", "care_assignment", &a.ID, &patient, a.Reason)
 		})
@@ -321,11 +344,19 @@ func (s *Server) createProxyRelation(c *gin.Context) error {
 			VerifiedBy: p.UserID, ValidFrom: from, ValidUntil: until, CreatedAt: s.Now().UTC()}
 		err := s.inTenant(c, func(tx *gorm.DB) error {
 			var pts []models.Patient
-			if err := tx.Where("id IN ?", []uuid.UUID{proxy, dependant}).Find(&pts).Error; err != nil {
+			// FOR SHARE: an erasure of either patient waits, or is waited for.
+			if err := tx.Clauses(clause.Locking{Strength: "SHARE"}).Where("id IN ?", []uuid.UUID{proxy, dependant}).Find(&pts).Error; err != nil {
 				return internal(err)
 			}
 			if len(pts) != 2 {
 				return invalid("unknown-patient", "proxy_patient_id and patient_id must both name patients.")
+			}
+			// A relation opens the dependant's records to the proxy: a desk
+			// makes one only for a dependant it reaches itself.
+			if p.Role == models.RoleStaff {
+				if err := staffReaches(tx, p, dependant); err != nil {
+					return err
+				}
 			}
 			for _, pt := range pts {
 				if pt.ErasedAt != nil {
@@ -345,6 +376,12 @@ func (s *Server) createProxyRelation(c *gin.Context) error {
 					r.ValidUntil = &end
 				}
 			}
+			if done, err := retried(tx, id, &r); err != nil || done {
+				return err
+			}
+			if err := lockPair(tx, "proxy", proxy, dependant); err != nil {
+				return internal(err)
+			}
 			var n int64
 			if err := tx.Table("proxy_relations px").Where("px.proxy_patient_id = ? AND px.patient_id = ? AND "+activeWindow("px"), proxy, dependant).
 				Count(&n).Error; err != nil {
@@ -353,12 +390,8 @@ func (s *Server) createProxyRelation(c *gin.Context) error {
 			if n > 0 {
 				return conflict("proxy-exists", "This patient already acts for that patient; end that relation first.")
 			}
-			res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&r)
-			if res.Error != nil {
-				return internal(res.Error)
-			}
-			if res.RowsAffected == 0 {
-				return tx.Where("id = ?", id).Take(&r).Error
+			if err := tx.Create(&r).Error; err != nil {
+				return internal(err)
 			}
 			return s.audit(c, tx, "proxy-create", "proxy_relation", &r.ID, &dependant, r.Kind)
 		})
@@ -452,4 +485,37 @@ func (s *Server) endProxyRelation(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, s.viewProxy(r))
 	return nil
+}
+
+// staffReaches refuses, as if the patient did not exist, a patient the
+// desk p does not reach.
+func staffReaches(tx *gorm.DB, p Principal, patient uuid.UUID) error {
+	ok, err := reachesPatient(tx, p, patient)
+	if err != nil {
+		return internal(err)
+	}
+	if !ok {
+		return invalid("unknown-patient", "patient_id names no patient this desk sees.")
+	}
+	return nil
+}
+
+// lockPair serialises, until tx ends, the transactions that create a
+// relation of kind between a and b, so that a check for an active one and
+// the insert after it are one step.
+func lockPair(tx *gorm.DB, kind string, a, b uuid.UUID) error {
+	return tx.Exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", kind+":"+a.String()+":"+b.String()).Error
+}
+
+// retried reports whether a row with id exists already (an Idempotency-Key
+// retried after a crash: the first attempt's row stands), and loads it.
+func retried(tx *gorm.DB, id uuid.UUID, into any) (bool, error) {
+	err := tx.Where("id = ?", id).Take(into).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internal(err)
+	}
+	return true, nil
 }

@@ -514,6 +514,10 @@ func TestDataSubjectErasure(t *testing.T) {
 		"kind": "caregiver", "documents_checked": true}); r.Status != http.StatusConflict || r.problemType() != "patient-erased" {
 		t.Errorf("proxy relation for an erased patient: %d %s, want 409 patient-erased", r.Status, r.Raw)
 	}
+	if r := st.do("POST", "/v1/care-assignments", admin, map[string]any{"practitioner_id": st.Demo.Practitioners[0].ID, "patient_id": p,
+		"reason": "referral"}); r.Status != http.StatusConflict || r.problemType() != "patient-erased" {
+		t.Errorf("care assignment for an erased patient: %d %s, want 409 patient-erased", r.Status, r.Raw)
+	}
 	var pseudonym string
 	st.Admin.Raw("SELECT family_name FROM patients WHERE id = ?", p).Scan(&pseudonym)
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/carebook/carebook/api"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
@@ -245,9 +247,34 @@ func TestCareAssignmentOpensAndClosesResults(t *testing.T) {
 	if r := st.do("POST", "/v1/care-assignments", ist, map[string]any{"practitioner_id": kayaID, "patient_id": st.philip(), "reason": "because"}); r.Status != http.StatusBadRequest && r.Status != http.StatusUnprocessableEntity {
 		t.Errorf("unknown reason: %d %s", r.Status, r.Raw)
 	}
-	a := st.do("POST", "/v1/care-assignments", ist, assign)
-	if a.Status != http.StatusCreated || a.Body["active"] != true {
-		t.Fatalf("assign: %d %s", a.Status, a.Raw)
+	// A desk assigns only a patient it reaches itself: Philip has never
+	// been seen in Istanbul.
+	if r := st.do("POST", "/v1/care-assignments", ist, assign); r.Status != http.StatusUnprocessableEntity || r.problemType() != "unknown-patient" {
+		t.Fatalf("Istanbul's desk assigning a patient it never saw: %d %s, want 422 unknown-patient", r.Status, r.Raw)
+	}
+	st.seedVisit(t, st.philip(), st.Demo.Practitioners[0].ID, st.Demo.Facilities[0].ID)
+	// Concurrent requests for the same pair make one assignment.
+	codes := make(chan int, 4)
+	for i := 0; i < 4; i++ {
+		go func() { codes <- st.do("POST", "/v1/care-assignments", ist, assign).Status }()
+	}
+	created := 0
+	for i := 0; i < 4; i++ {
+		if <-codes == http.StatusCreated {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Fatalf("4 concurrent assignments of one pair: %d created, want 1", created)
+	}
+	var a response
+	if r := st.do("GET", "/v1/care-assignments?patient_id="+st.philip().String()+"&practitioner_id="+kayaID.String(), ist, nil); len(r.items()) != 1 {
+		t.Fatalf("assignments of the pair: %s", r.Raw)
+	} else {
+		a = response{Status: http.StatusCreated, Body: r.items()[0]}
+	}
+	if r := st.do("POST", "/v1/care-assignments", ist, assign); r.Status != http.StatusConflict || r.problemType() != "assignment-exists" {
+		t.Errorf("a second assignment of the pair: %d %s, want 409 assignment-exists", r.Status, r.Raw)
 	}
 	if r := st.do("GET", path, kaya, nil); r.Status != http.StatusOK || r.str("patient_id") != st.philip().String() {
 		t.Fatalf("assigned doctor: %d %s", r.Status, r.Raw)
@@ -295,7 +322,13 @@ func TestProxyActsForDependant(t *testing.T) {
 	parent := st.login("demo", "john@demo.carebook.test")
 	johnID := st.john()
 	child := st.paul() // stands in for a child: the seeded relations do not involve him
-	desk := st.login("demo", "staff.istanbul@demo.carebook.test")
+	// Paul has never been seen in Istanbul: that desk may not make anyone
+	// his proxy; an admin (the privacy officer) may.
+	if r := st.do("POST", "/v1/proxy-relations", st.login("demo", "staff.istanbul@demo.carebook.test"), map[string]any{"proxy_patient_id": johnID,
+		"patient_id": child, "kind": "caregiver", "documents_checked": true}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "unknown-patient" {
+		t.Errorf("a desk making a proxy for a patient it never saw: %d %s, want 422 unknown-patient", r.Status, r.Raw)
+	}
+	desk := st.login("demo", "admin@demo.carebook.test")
 	doctor, typ := st.familyDoctor()
 	free := st.freeSlots(parent, doctor, typ)
 	book := func(start any) response {
@@ -479,5 +512,18 @@ func TestStaffReachTheirFacility(t *testing.T) {
 	}
 	if r := st.do("POST", "/v1/appointments/"+a.str("id")+"/check-in", ist, map[string]any{}); r.Status != http.StatusConflict || r.problemType() != "check-in-closed" {
 		t.Errorf("Istanbul's desk check-in (days early): %d %s", r.Status, r.Raw)
+	}
+}
+
+// seedVisit writes an attended visit of patient with doctor at facility,
+// a week ago, through the owner connection.
+func (st *stack) seedVisit(t *testing.T, patient, doctor, facility uuid.UUID) {
+	t.Helper()
+	start := time.Now().Add(-7 * 24 * time.Hour).Truncate(time.Hour)
+	a := models.Appointment{ID: uuid.New(), TenantID: st.Demo.Tenant.ID, PractitionerID: doctor, PatientID: patient,
+		FacilityID: facility, AppointmentTypeID: st.Demo.Types[0].ID, StartsAt: start, EndsAt: start.Add(20 * time.Minute),
+		BlockedFrom: start, BlockedUntil: start.Add(20 * time.Minute), Status: models.StatusFulfilled, Mode: models.ModeInPerson, Currency: "USD", Version: 1}
+	if err := st.Admin.Create(&a).Error; err != nil {
+		t.Fatal(err)
 	}
 }
