@@ -98,7 +98,7 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer stopMail()
 	if cfg.AppURL == "" {
-		cfg.AppURL = "http://" + cfg.HTTPAddr
+		cfg.AppURL = apiBase(cfg, cfg.HTTPAddr)
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -141,7 +141,7 @@ func runDev(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return serveWorker(gctx, tc, db, accts, store, ret, logger, dsrActivities(cfg, db, store, rdb, accts.Keys))
 	})
 	g.Go(func() error { return serveAPI(gctx, ln, mln, cfg, logger, db, rdb, tc, accts, store) })
-	printBanner(os.Stdout, cfg, "http://"+ln.Addr().String(), network, payNote)
+	printBanner(os.Stdout, cfg, apiBase(cfg, ln.Addr().String()), network, payNote)
 	fmt.Fprintf(os.Stdout, "  Mail          %s\n\n", mailNote)
 	return g.Wait()
 }
@@ -265,13 +265,17 @@ func runDevEvent(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cfg.HTTPAddr+"/v1/webhooks/stripe/"+cfg.DemoTenant, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiBase(cfg, cfg.HTTPAddr)+"/v1/webhooks/stripe/"+cfg.DemoTenant, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Stripe-Signature", payments.SignForTest(devWebhookSecret, time.Now(), body))
-	res, err := http.DefaultClient.Do(req)
+	client, err := apiClient(cfg)
+	if err != nil {
+		return err
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("post to dev's api: %w", err)
 	}

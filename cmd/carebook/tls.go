@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -70,4 +72,31 @@ func newest(paths ...string) (time.Time, error) {
 		}
 	}
 	return t, nil
+}
+
+// apiBase is the URL of the api at addr as this configuration serves it.
+func apiBase(cfg Config, addr string) string {
+	if cfg.TLSCertFile != "" {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}
+
+// apiClient calls the api as this configuration serves it: over TLS it
+// trusts the system's roots and the configured certificate itself, so a
+// self-signed certificate on a laptop works as well as a CA's.
+func apiClient(cfg Config) (*http.Client, error) {
+	if cfg.TLSCertFile == "" {
+		return http.DefaultClient, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(cfg.TLSCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CAREBOOK_TLS_CERT_FILE: %w", err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
 }

@@ -132,3 +132,43 @@ func TestTLSConfigRefusesHalfOrMissingFiles(t *testing.T) {
 		}
 	}
 }
+
+// The CLI commands that call dev's api (dev-event) reach it over TLS when
+// it serves TLS, trusting its own certificate.
+func TestAPIClientFollowsTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
+	writeCert(t, certFile, keyFile, "dev", time.Now().Add(-time.Minute))
+	cfg := Config{TLSCertFile: certFile, TLSKeyFile: keyFile}
+	tc, err := newTLSConfig(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{TLSConfig: tc, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+
+	base := apiBase(cfg, ln.Addr().String())
+	if base != "https://"+ln.Addr().String() {
+		t.Fatalf("apiBase = %q", base)
+	}
+	client, err := apiClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := client.Get(base + "/")
+	if err != nil {
+		t.Fatalf("over TLS with the configured certificate: %v", err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	if got := apiBase(Config{}, "127.0.0.1:8080"); got != "http://127.0.0.1:8080" {
+		t.Fatalf("without TLS, apiBase = %q", got)
+	}
+}
