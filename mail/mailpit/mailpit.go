@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,11 +24,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/carebook/carebook/internal/gobin"
+	"github.com/carebook/carebook/internal/peer"
 )
 
 // Install is the command that builds the binary this package looks for.
@@ -60,10 +58,8 @@ type Server struct {
 	// URL is the base of its web UI and HTTP API, e.g. http://127.0.0.1:40125.
 	URL string
 
-	db       string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	stopOnce sync.Once
+	db   string
+	proc *peer.Proc
 }
 
 // Start runs mailpit keeping its messages in a database file under dir
@@ -83,35 +79,24 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
-		s, err := start(ctx, bin, root, o)
-		if err == nil {
-			return s, nil
-		}
-		var busy errPortTaken
-		// Only ports Start picked itself are worth picking again.
-		if !errors.As(err, &busy) || attempt == portAttempts || (o.SMTPPort != 0 && o.UIPort != 0) {
-			return nil, err
-		}
+	// Only ports Start picked itself are worth picking again.
+	attempts := portAttempts
+	if o.SMTPPort != 0 && o.UIPort != 0 {
+		attempts = 1
 	}
+	return peer.Retry(attempts, func() (*Server, error) { return start(ctx, bin, root, o) })
 }
-
-// errPortTaken says mailpit exited because a port was taken after it had
-// been found free.
-type errPortTaken struct{ out string }
-
-func (e errPortTaken) Error() string { return "mailpit: port taken: " + e.out }
 
 func start(ctx context.Context, bin, root string, o Options) (*Server, error) {
 	smtpPort, uiPort := o.SMTPPort, o.UIPort
 	var err error
 	if smtpPort == 0 {
-		if smtpPort, err = freePort(); err != nil {
+		if smtpPort, err = peer.FreePort(); err != nil {
 			return nil, err
 		}
 	}
 	if uiPort == 0 {
-		if uiPort, err = freePort(); err != nil {
+		if uiPort, err = peer.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -119,7 +104,6 @@ func start(ctx context.Context, bin, root string, o Options) (*Server, error) {
 		SMTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(smtpPort)),
 		URL:      "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(uiPort)),
 		db:       filepath.Join(root, "mailpit.db"),
-		exited:   make(chan struct{}),
 	}
 	cmd := exec.Command(bin,
 		"--smtp", s.SMTPAddr,
@@ -133,54 +117,21 @@ func start(ctx context.Context, bin, root string, o Options) (*Server, error) {
 		"--quiet",
 	)
 	cmd.Dir = root
-	cmd.Env = childEnv(os.Environ())
-	// Mailpit dies with its parent, even one killed with SIGKILL. (Linux
-	// ties this to the OS thread that started it: do not call Start from
-	// a goroutine that locks its thread and then exits.)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &tailBuffer{max: 4096}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start mailpit: %w", err)
+	// Settings Mailpit would read from its own variables are not passed
+	// on, so the listeners are the ones chosen here and nothing is relayed
+	// onward.
+	cmd.Env = peer.Env(os.Environ(), "MP_*")
+	proc, err := peer.Start(ctx, "mailpit", cmd, s.probe)
+	if err != nil {
+		return nil, err
 	}
-	s.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitReady(ctx); err != nil {
-		s.Stop()
-		tail := strings.TrimSpace(out.String())
-		if strings.Contains(tail, "address already in use") {
-			return nil, errPortTaken{out: tail}
-		}
-		return nil, fmt.Errorf("mailpit did not start: %w; output: %s", err, tail)
-	}
+	s.proc = proc
 	return s, nil
 }
 
-// waitReady polls until the API reports this start's database file (which
+// probe answers whether the API reports this start's database file (which
 // proves the answer comes from this Mailpit, not from another server that
 // took the port) and the SMTP port greets.
-func (s *Server) waitReady(ctx context.Context) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		last = s.probe(ctx)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return errors.New("process exited")
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
-}
-
 func (s *Server) probe(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -213,18 +164,10 @@ func (s *Server) probe(ctx context.Context) error {
 // Stop ends the process and waits for it. It is safe to call more than
 // once, and on a nil Server.
 func (s *Server) Stop() {
-	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
-	s.stopOnce.Do(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
+	s.proc.Stop()
 }
 
 // Address is one sender or recipient of a message.
@@ -302,52 +245,4 @@ func (s *Server) getJSON(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("mailpit: GET %s: %s %s", path, res.Status, strings.TrimSpace(string(b)))
 	}
 	return json.NewDecoder(res.Body).Decode(v)
-}
-
-// childEnv drops every variable Mailpit reads its settings from, so the
-// listeners are the ones Start chooses and nothing is relayed onward.
-func childEnv(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "MP_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("mailpit: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailBuffer keeps the last max bytes written to it: enough of Mailpit's
-// output to explain a failed start.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }

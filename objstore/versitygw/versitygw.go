@@ -15,7 +15,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,8 +22,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/carebook/carebook/internal/gobin"
+	"github.com/carebook/carebook/internal/peer"
 )
 
 // Install is the command that builds the binary this package looks for.
@@ -66,9 +64,8 @@ type Server struct {
 	// object k is the file Dir/b/k.
 	Dir string
 
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed once the process has been waited for
-	stopOnce sync.Once
+	proc *peer.Proc
+	cmd  *exec.Cmd
 }
 
 // Start runs versitygw with its posix backend rooted at dir (created if
@@ -93,26 +90,11 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
-		s, err := start(ctx, bin, root)
-		if err == nil {
-			return s, nil
-		}
-		var busy errPortTaken
-		if !errors.As(err, &busy) || attempt == portAttempts {
-			return nil, err
-		}
-	}
+	return peer.Retry(portAttempts, func() (*Server, error) { return start(ctx, bin, root) })
 }
 
-// errPortTaken says the gateway exited because its port was taken after it
-// had been found free.
-type errPortTaken struct{ out string }
-
-func (e errPortTaken) Error() string { return "versitygw: port taken: " + e.out }
-
 func start(ctx context.Context, bin, root string) (*Server, error) {
-	port, err := freePort()
+	port, err := peer.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +104,6 @@ func start(ctx context.Context, bin, root string) (*Server, error) {
 		SecretKey: randomKey(20), // 40 characters, like an AWS secret key
 		Region:    Region,
 		Dir:       root,
-		exited:    make(chan struct{}),
 	}
 	cmd := exec.Command(bin,
 		"--port", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
@@ -132,115 +113,50 @@ func start(ctx context.Context, bin, root string) (*Server, error) {
 	)
 	cmd.Dir = root
 	// The keys go in the environment rather than on the command line, where
-	// any local user could read them from the process list.
-	cmd.Env = append(childEnv(os.Environ()),
+	// any local user could read them from the process list; settings the
+	// gateway would read from its own variables are not passed on, so the
+	// listeners and accounts are the ones chosen here.
+	cmd.Env = append(peer.Env(os.Environ(), "VGW_*", "ROOT_*", "LOGFILE", "WEBHOOK"),
 		"ROOT_ACCESS_KEY_ID="+s.AccessKey,
 		"ROOT_SECRET_ACCESS_KEY="+s.SecretKey,
 	)
-	// The gateway dies with its parent, even one killed with SIGKILL, so no
-	// stray gateway outlives a test run or a dev session. (Linux ties this
-	// to the OS thread that started it: do not call Start from a goroutine
-	// that locks its thread and then exits.)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &tailBuffer{max: 4096}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start versitygw: %w", err)
+	// The gateway dies with its parent, so no stray gateway outlives a
+	// test run or a dev session.
+	proc, err := peer.Start(ctx, "versitygw", cmd, s.ready)
+	if err != nil {
+		return nil, err
 	}
-	s.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.waitReady(ctx); err != nil {
-		s.Stop()
-		tail := strings.TrimSpace(out.String())
-		if strings.Contains(tail, "address already in use") {
-			return nil, errPortTaken{out: tail}
-		}
-		return nil, fmt.Errorf("versitygw did not start: %w; output: %s", err, tail)
-	}
+	s.proc, s.cmd = proc, cmd
 	return s, nil
 }
 
-// waitReady polls until a signed ListBuckets succeeds. Signing with this
+// ready answers whether a signed ListBuckets succeeds. Signing with this
 // start's keys proves the answer comes from this gateway, not from some
 // other server that took the port.
-func (s *Server) waitReady(ctx context.Context) error {
+func (s *Server) ready(ctx context.Context) error {
 	client := s3.New(s3.Options{
 		Region:       s.Region,
 		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
-		// One try per poll; the loop below is the retry.
+		// One try per poll; peer.Start's loop is the retry.
 		RetryMaxAttempts: 1,
 	})
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := client.ListBuckets(callCtx, &s3.ListBucketsInput{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		last = err
-		select {
-		case <-s.exited:
-			return errors.New("process exited")
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := client.ListBuckets(callCtx, &s3.ListBucketsInput{})
+	return err
 }
 
 // Stop ends the process and waits for it. It is safe to call more than
 // once, and on a nil Server.
 func (s *Server) Stop() {
-	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+	if s == nil {
 		return
 	}
-	s.stopOnce.Do(func() {
-		// SIGTERM lets the gateway close its listeners; each object is
-		// published by an atomic rename, so a kill loses nothing either.
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-}
-
-// childEnv drops every variable the gateway reads its settings from, so the
-// listeners and accounts are the ones Start chooses.
-func childEnv(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "VGW_"),
-			strings.HasPrefix(name, "ROOT_"),
-			name == "LOGFILE",
-			name == "WEBHOOK":
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("versitygw: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	// SIGTERM lets the gateway close its listeners; each object is
+	// published by an atomic rename, so a kill loses nothing either.
+	s.proc.Stop()
 }
 
 // randomKey returns n random bytes as upper-case hex.
@@ -248,28 +164,4 @@ func randomKey(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails on Linux (crypto/rand docs)
 	return strings.ToUpper(hex.EncodeToString(b))
-}
-
-// tailBuffer keeps the last max bytes written to it: enough of the
-// gateway's output to explain a failed start.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
