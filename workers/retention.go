@@ -2,13 +2,11 @@ package workers
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/carebook/carebook/activities"
@@ -69,28 +67,9 @@ func EnsureRetentionSchedule(ctx context.Context, c client.Client) error {
 	}
 	// A run still going at the next night is stuck; skip rather than pile
 	// up, since the next run does the same work from where it stands.
-	overlap := enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
-	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:            workflows.RetentionScheduleID,
-		Spec:          spec,
-		Action:        action,
-		Overlap:       overlap,
+	return ensureSchedule(ctx, c, workflows.RetentionScheduleID, spec, action, client.SchedulePolicies{
+		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: retentionCatchup,
-	})
-	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return err
-	}
-	return c.ScheduleClient().GetHandle(ctx, workflows.RetentionScheduleID).Update(ctx, client.ScheduleUpdateOptions{
-		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			s := in.Description.Schedule
-			s.Spec = &spec
-			s.Action = action
-			if s.Policy == nil {
-				s.Policy = &client.SchedulePolicies{}
-			}
-			s.Policy.Overlap, s.Policy.CatchupWindow = overlap, retentionCatchup
-			return &client.ScheduleUpdate{Schedule: &s}, nil
-		},
 	})
 }
 

@@ -99,7 +99,14 @@ func ensureSettlementSchedule(ctx context.Context, c client.Client, tenantID, zo
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: settlementCatchup,
 	}
-	id := workflows.SettlementScheduleID(tenantID)
+	return ensureSchedule(ctx, c, workflows.SettlementScheduleID(tenantID), spec, action, policy)
+}
+
+// ensureSchedule creates the Schedule id, or brings an existing one's
+// spec, action, overlap policy and catch-up window up to date. A paused
+// Schedule stays paused.
+func ensureSchedule(ctx context.Context, c client.Client, id string, spec client.ScheduleSpec, action *client.ScheduleWorkflowAction,
+	policy client.SchedulePolicies) error {
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:            id,
 		Spec:          spec,
