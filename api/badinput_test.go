@@ -20,7 +20,14 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	far := time.Now().AddDate(0, 3, 0).UTC().Format(time.RFC3339)
 	slotTime, _ := time.Parse(time.RFC3339, slot)
 	offGrid := slotTime.Add(7 * time.Minute).Format(time.RFC3339)
-	night := slotTime.Truncate(24 * time.Hour).Add(-time.Hour).Format(time.RFC3339) // 23:00 UTC, 02:00 in Istanbul
+	// 02:00 at the clinic on the night after the first free slot: always past
+	// the minimum notice and inside the horizon, whatever time the test runs.
+	ist, err := time.LoadLocation("Europe/Istanbul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := slotTime.In(ist)
+	night := time.Date(local.Year(), local.Month(), local.Day()+1, 2, 0, 0, 0, ist).Format(time.RFC3339)
 
 	book := func(fields string) string {
 		return `{"practitioner_id":"` + doctor.String() + `","appointment_type_id":"` + typ.String() + `"` + fields + `}`
