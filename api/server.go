@@ -4,8 +4,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -262,9 +260,7 @@ const requestIDKey = "requestID"
 func (s *Server) requestID(c *gin.Context) {
 	id := c.GetHeader(reqid.HTTPHeader)
 	if !reqid.Valid(id) {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = reqid.New()
 	}
 	c.Set(requestIDKey, id)
 	c.Header(reqid.HTTPHeader, id)

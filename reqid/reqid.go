@@ -11,6 +11,8 @@ package reqid
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -148,6 +150,13 @@ func (propagator) ExtractToWorkflow(ctx workflow.Context, r workflow.HeaderReade
 		return workflow.WithValue(ctx, ctxKey{}, id), nil
 	}
 	return ctx, nil
+}
+
+// New makes a fresh ID: 24 hex digits from the system's random source.
+func New() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Valid reports whether id may be taken from a caller: 8 to 64 letters,

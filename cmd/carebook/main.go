@@ -66,11 +66,25 @@ func main() {
 		fmt.Fprintf(os.Stderr, "carebook: unknown command %q; want dev, api, worker, migrate, seed, send-hl7, audit, keys, retention, dev-event or demo-otp\n", os.Args[1])
 		os.Exit(2)
 	}
+	ctx = commandContext(ctx, os.Args[1])
 	if err := cmd(ctx, cfg, logger); err != nil {
 		logger.Error("carebook "+os.Args[1]+" failed", "error", err)
 		fmt.Fprintln(os.Stderr, "carebook:", err)
 		os.Exit(1)
 	}
+}
+
+// commandContext gives a one-shot command (keys rotate, retention run, audit
+// verify, send-hl7...) a request ID of its own, as the api gives each
+// request: its log lines and the memo of any workflow it starts carry it,
+// so an operator can tie a run in the Temporal UI to the command that
+// started it. The servers (dev, api, worker) make one per request instead.
+func commandContext(ctx context.Context, name string) context.Context {
+	switch name {
+	case "dev", "api", "worker":
+		return ctx
+	}
+	return reqid.With(ctx, "cli-"+reqid.New())
 }
 
 func newLogger(level string) *slog.Logger {
