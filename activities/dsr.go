@@ -459,6 +459,12 @@ func (d *DSR) DSREraseRecords(ctx context.Context, in workflows.DSRInput) (int, 
 					sql  string
 					args []any
 				}{`DELETE FROM idempotency_keys WHERE user_id = ?`, []any{u}},
+				// Single sign-on links: the provider's subject no longer
+				// reaches the account.
+				struct {
+					sql  string
+					args []any
+				}{`DELETE FROM user_identities WHERE user_id = ?`, []any{u}},
 			)
 		}
 		for _, s := range steps {

@@ -428,6 +428,13 @@ func TestDataSubjectErasure(t *testing.T) {
 		t.Fatalf("Philip's session index %s is not in Redis; the key names drifted", userKey)
 	}
 
+	// A single sign-on link, whose subject some providers make the
+	// person's e-mail.
+	if err := st.Admin.Exec(`INSERT INTO user_identities (tenant_id, issuer, subject, user_id) VALUES (?, 'https://idp.example', ?, ?)`,
+		tenant, philipLogin, st.userID(philipLogin)).Error; err != nil {
+		t.Fatal(err)
+	}
+
 	// A legal hold refuses the erasure until it is released.
 	hold := st.do("POST", philipPath+"/legal-holds", admin, map[string]any{"reason": "Case 2026-117, records requested by the court"})
 	if hold.Status != http.StatusCreated || hold.Body["active"] != true {
@@ -460,6 +467,9 @@ func TestDataSubjectErasure(t *testing.T) {
 
 	if found := st.traces(t, tenant, philipTraces); len(found) > 0 {
 		t.Errorf("Postgres still holds Philip:\n%s", strings.Join(found, "\n"))
+	}
+	if n := st.count(`SELECT count(*) FROM user_identities`); n != 0 {
+		t.Errorf("erasure left %d single sign-on links", n)
 	}
 	if found := st.redisTraces(t, philipTraces); len(found) > 0 {
 		t.Errorf("Redis still holds Philip:\n%s", strings.Join(found, "\n"))

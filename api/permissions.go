@@ -66,6 +66,8 @@ var (
 	// Encryption keys: the tenant's admins start a rotation of its data
 	// key; nobody reads key material through the API.
 	roleKeys = []models.Role{models.RoleAdmin}
+	// Single sign-on: the tenant's admins set its identity provider.
+	roleSSO = []models.Role{models.RoleAdmin}
 	// Data subject requests: patients export their own data, staff and
 	// admins anyone's (a request made at the desk or in writing); only
 	// admins (the privacy officer) erase, place and release legal holds
@@ -144,6 +146,9 @@ var permissions = map[string][]models.Role{
 	"POST /v1/legal-holds/:id/release":     roleDSRAdmin,
 	"GET /v1/retention-settings":           roleDSRAdmin,
 	"PUT /v1/retention-settings":           roleDSRAdmin,
+	"GET /v1/admin/identity-provider":      roleSSO,
+	"PUT /v1/admin/identity-provider":      roleSSO,
+	"DELETE /v1/admin/identity-provider":   roleSSO,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

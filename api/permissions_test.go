@@ -24,6 +24,7 @@ var publicRoutes = []string{
 	"POST /v1/auth/mfa/verify", "POST /v1/auth/mfa/enrol", "POST /v1/auth/mfa/enrol/confirm",
 	"POST /v1/webhooks/stripe/:tenant", "POST /v1/labs/hl7", "POST /v1/labs/fhir",
 	"POST /v1/auth/verify-email", "POST /v1/auth/password-reset", "POST /v1/auth/password-reset/confirm",
+	"GET /v1/auth/oidc/start", "GET /v1/auth/oidc/callback", "POST /v1/auth/oidc/token",
 }
 
 var matrixRoles = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleBilling, models.RoleAdmin}

@@ -92,6 +92,13 @@ type Server struct {
 	// ResetLimit is password-reset requests per client address a minute;
 	// zero means 5.
 	ResetLimit int64
+	// PublicURL is the api's own base URL as browsers reach it: tenants
+	// register PublicURL/v1/auth/oidc/callback at their identity provider.
+	PublicURL string
+	// OIDCClient reaches tenants' identity providers; nil means a client
+	// with a 10-second timeout.
+	OIDCClient *http.Client
+	oidc       oidcProviders
 }
 
 // Router returns the HTTP handler with every route. This is the one list of
@@ -119,6 +126,9 @@ func (s *Server) Router() (http.Handler, error) {
 	}
 	if s.AppURL == "" {
 		s.AppURL = "http://127.0.0.1:8080"
+	}
+	if s.PublicURL == "" {
+		s.PublicURL = "http://127.0.0.1:8080"
 	}
 	if s.UserRate.N == 0 {
 		s.UserRate = defaultUserRate
@@ -160,6 +170,9 @@ func (s *Server) Router() (http.Handler, error) {
 	v1.POST("/auth/verify-email", s.handle(validate), s.handle(s.verifyEmail))
 	v1.POST("/auth/password-reset", s.handle(validate), s.handle(s.requestPasswordReset))
 	v1.POST("/auth/password-reset/confirm", s.handle(validate), s.handle(s.confirmPasswordReset))
+	v1.GET("/auth/oidc/start", s.handle(s.startOIDC))
+	v1.GET("/auth/oidc/callback", s.handle(s.oidcCallback))
+	v1.POST("/auth/oidc/token", s.handle(validate), s.handle(s.oidcToken))
 	v1.POST("/webhooks/stripe/:tenant", s.handle(validate), s.handle(s.stripeWebhook))
 	v1.POST("/labs/hl7", s.handle(s.authenticatePartner), s.handle(validate), s.handle(s.postHL7))
 	v1.POST("/labs/fhir", s.handle(s.authenticatePartner), s.handle(validate), s.handle(s.postFHIR))
@@ -237,6 +250,9 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/legal-holds/:id/release", s.handle(s.releaseLegalHold))
 	authed.GET("/retention-settings", s.handle(s.getRetention))
 	authed.PUT("/retention-settings", s.handle(s.putRetention))
+	authed.GET("/admin/identity-provider", s.handle(s.getIdentityProvider))
+	authed.PUT("/admin/identity-provider", s.handle(s.putIdentityProvider))
+	authed.DELETE("/admin/identity-provider", s.handle(s.deleteIdentityProvider))
 	return r, nil
 }
 

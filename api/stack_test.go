@@ -158,6 +158,8 @@ func newStack(t *testing.T) *stack {
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
 	st.URL = hs.URL
+	// Identity providers send browsers back to the api where it listens.
+	srv.PublicURL = hs.URL
 	return st
 }
 

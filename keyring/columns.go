@@ -7,6 +7,9 @@ const (
 	PurposeWebhookSecret   = "tenant_payment_settings.webhook_secret"
 	PurposeNationalID      = "patient_identifiers.value"
 	PurposeTOTPSecret      = "user_mfa.totp_secret"
+	// PurposeOIDCClientSecret: a tenant's client secret at its identity
+	// provider (one row per tenant, so the tenant is its row).
+	PurposeOIDCClientSecret = "identity_providers.client_secret"
 )
 
 // The columns sealed today. A tenant's payment settings are one row per
@@ -23,6 +26,8 @@ func init() {
 	// A user's TOTP secret, active or waiting for its first code.
 	Register(Column{Name: "user_mfa.totp_secret_enc", Table: "user_mfa", Sealed: "totp_secret_enc", Purpose: PurposeTOTPSecret})
 	Register(Column{Name: "user_mfa.pending_secret_enc", Table: "user_mfa", Sealed: "pending_secret_enc", Purpose: PurposeTOTPSecret})
+	Register(Column{Name: "identity_providers.client_secret_enc", Table: "identity_providers",
+		Sealed: "client_secret_enc", Purpose: PurposeOIDCClientSecret})
 }
 
 // NationalIDRow is the Binding's Row of a national ID: the same value as

@@ -44,6 +44,7 @@ type Config struct {
 	S3                S3Config // CAREBOOK_S3_*: the object store (dev: a local versitygw unless S3_ENDPOINT is set)
 	SMTP              SMTPConfig
 	AppURL            string // CAREBOOK_APP_URL: base of the links in account e-mails (the web app)
+	PublicURL         string // CAREBOOK_PUBLIC_URL: the api's base URL as browsers reach it (single sign-on callback)
 	BreachedPasswords string // CAREBOOK_BREACHED_PASSWORDS: file of SHA-1 hashes in HIBP's HASH:COUNT lines, refused as passwords
 	MailpitUIPort     int    // CAREBOOK_MAILPIT_UI_PORT: dev's Mailpit web UI (its SMTP port is picked free)
 	Retention         RetentionConfig
@@ -112,6 +113,7 @@ func FromEnv() (Config, error) {
 		Password: os.Getenv("CAREBOOK_SMTP_PASSWORD"),
 	}
 	c.AppURL = os.Getenv("CAREBOOK_APP_URL")
+	c.PublicURL = os.Getenv("CAREBOOK_PUBLIC_URL")
 	c.BreachedPasswords = os.Getenv("CAREBOOK_BREACHED_PASSWORDS")
 	if v := os.Getenv("CAREBOOK_CORS_ORIGINS"); v != "" {
 		for _, o := range strings.Split(v, ",") {

@@ -252,6 +252,10 @@ func serveAPI(ctx context.Context, ln, mln net.Listener, cfg Config, logger *slo
 		LoginLimit: int64(cfg.LoginLimit), SignupLimit: int64(cfg.SignupLimit), RedisPrefix: cfg.RedisPrefix}
 	s.Secrets = api.KeyringSecrets{Keys: accts.Keys}
 	s.Mailer, s.AppURL, s.BreachedPasswords = mailer, cfg.AppURL, breached
+	s.PublicURL = cfg.PublicURL
+	if s.PublicURL == "" {
+		s.PublicURL = apiBase(cfg, cfg.HTTPAddr)
+	}
 	h, err := s.Router()
 	if err != nil {
 		return err
