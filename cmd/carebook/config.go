@@ -31,6 +31,7 @@ type Config struct {
 	CORSOrigins       []string // CAREBOOK_CORS_ORIGINS: comma-separated origins of the web and mobile apps
 	KEK               []byte   // CAREBOOK_KEK: base64, 32 bytes; wraps the tenants' data and index keys; dev makes one
 	KMSKeyID          string   // CAREBOOK_KMS_KEY_ID: an AWS KMS key that wraps them instead of CAREBOOK_KEK
+	PreviousKEKs      [][]byte // CAREBOOK_PREVIOUS_KEKS: comma-separated base64 KEKs being replaced; they still unwrap, never wrap
 	KMSRegion         string   // CAREBOOK_KMS_REGION: the KMS key's region (default CAREBOOK_S3_REGION)
 	KMSEndpoint       string   // CAREBOOK_KMS_ENDPOINT: a KMS endpoint other than AWS's (a VPC endpoint)
 	StripeURL         string   // CAREBOOK_STRIPE_URL: Stripe API base; empty is Stripe's own (dev: a local stripe-mock)
@@ -167,6 +168,15 @@ func FromEnv() (Config, error) {
 	if v := os.Getenv("CAREBOOK_KEK"); v != "" {
 		if c.KEK, err = base64.StdEncoding.DecodeString(v); err != nil || len(c.KEK) != 32 {
 			return c, fmt.Errorf("CAREBOOK_KEK must be 32 bytes in base64 (44 characters)")
+		}
+	}
+	if v := os.Getenv("CAREBOOK_PREVIOUS_KEKS"); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(part))
+			if err != nil || len(k) != 32 {
+				return c, fmt.Errorf("CAREBOOK_PREVIOUS_KEKS must be comma-separated keys of 32 bytes in base64")
+			}
+			c.PreviousKEKs = append(c.PreviousKEKs, k)
 		}
 	}
 	c.KMSKeyID = os.Getenv("CAREBOOK_KMS_KEY_ID")

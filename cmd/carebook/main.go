@@ -15,6 +15,8 @@
 //	                  start a retention run now, through its Schedule
 //	carebook keys rotate TENANT-SLUG
 //	                  rotate the tenant's data key (a KeyRotation workflow)
+//	carebook keys rewrap
+//	                  wrap every tenant's keys again under the current KEK
 //	carebook dev-event PAYMENT-ID [TYPE]
 //	                  send dev's api a signed Stripe event about a payment,
 //	                  as Stripe would after the patient pays
