@@ -25,8 +25,10 @@ build:
 	$(GO) build -o bin/carebook ./cmd/carebook
 
 ## test: gofmt check, go vet, and every test against the local Postgres and Redis
+# The api package alone runs a few minutes; on a loaded machine it can pass
+# go test's default 10-minute limit without anything being wrong.
 test: services tools fmt-check vet
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 vet:
 	$(GO) vet ./...

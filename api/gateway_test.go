@@ -78,7 +78,9 @@ func TestUserRateLimitRefusesAndRecovers(t *testing.T) {
 	st := newStack(t)
 	john := st.login("demo", "john@demo.carebook.test")
 	ayse := st.login("demo", "ayse@demo.carebook.test")
-	st.Server.UserRate = api.Rate{N: 3, Per: 3 * time.Second}
+	// One request refills every 5 s: far longer than four requests take
+	// on a loaded machine, and short enough to watch the recovery.
+	st.Server.UserRate = api.Rate{N: 3, Per: 15 * time.Second}
 	for i := 0; i < 3; i++ {
 		if r := st.do("GET", "/v1/me", john, nil); r.Status != http.StatusOK {
 			t.Fatalf("request %d: %d", i+1, r.Status)
@@ -88,7 +90,7 @@ func TestUserRateLimitRefusesAndRecovers(t *testing.T) {
 	if r.Status != http.StatusTooManyRequests || r.problemType() != "too-many-requests" {
 		t.Fatalf("past the allowance: %d %s", r.Status, r.Raw)
 	}
-	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3 {
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 5 {
 		t.Fatalf("Retry-After = %q", r.Header.Get("Retry-After"))
 	}
 	if r := st.do("GET", "/v1/me", ayse, nil); r.Status != http.StatusOK {
