@@ -72,6 +72,11 @@ var (
 	// and set retention.
 	roleDSRExport = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 	roleDSRAdmin  = []models.Role{models.RoleAdmin}
+	// Clinical notes (notes.go): doctors write, edit their drafts, sign
+	// and amend; patients (and proxies) read signed notes. Staff, billing
+	// and admins see no note at all: minimum necessary.
+	roleNoteWrite = []models.Role{models.RoleDoctor}
+	roleNoteRead  = []models.Role{models.RolePatient, models.RoleDoctor}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -144,6 +149,12 @@ var permissions = map[string][]models.Role{
 	"POST /v1/legal-holds/:id/release":     roleDSRAdmin,
 	"GET /v1/retention-settings":           roleDSRAdmin,
 	"PUT /v1/retention-settings":           roleDSRAdmin,
+	"POST /v1/patients/:id/notes":          roleNoteWrite,
+	"GET /v1/patients/:id/notes":           roleNoteRead,
+	"GET /v1/notes/:id":                    roleNoteRead,
+	"PUT /v1/notes/:id":                    roleNoteWrite,
+	"POST /v1/notes/:id/sign":              roleNoteWrite,
+	"POST /v1/notes/:id/addenda":           roleNoteWrite,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

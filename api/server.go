@@ -239,6 +239,12 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/legal-holds/:id/release", s.handle(s.releaseLegalHold))
 	authed.GET("/retention-settings", s.handle(s.getRetention))
 	authed.PUT("/retention-settings", s.handle(s.putRetention))
+	authed.POST("/patients/:id/notes", s.handle(s.createNote))
+	authed.GET("/patients/:id/notes", s.handle(s.listNotes))
+	authed.GET("/notes/:id", s.handle(s.getNote))
+	authed.PUT("/notes/:id", s.handle(s.updateNote))
+	authed.POST("/notes/:id/sign", s.handle(s.signNote))
+	authed.POST("/notes/:id/addenda", s.handle(s.addNoteAddendum))
 	return r, nil
 }
 
