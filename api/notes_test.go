@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -95,6 +96,25 @@ func TestClinicalNoteDraftSignAddendum(t *testing.T) {
 	}
 	if r := edit(1, "A stale edit"); r.Status != http.StatusConflict || r.problemType() != "note-version-conflict" || r.Body["current_version"] != float64(2) {
 		t.Errorf("stale edit: %d %s, want 409 note-version-conflict", r.Status, r.Raw)
+	}
+	// Bad edits are refused and leave the draft at version 2.
+	for _, tt := range []struct {
+		name     string
+		body     map[string]any
+		want     int
+		wantType string
+	}{
+		{"unknown kind", map[string]any{"kind": "gossip", "body": "text", "version": 2}, http.StatusUnprocessableEntity, "unknown-note-kind"},
+		{"too long", map[string]any{"kind": "progress", "body": strings.Repeat("a", 20001), "version": 2}, http.StatusUnprocessableEntity, "invalid-note-body"},
+		{"no version", map[string]any{"kind": "progress", "body": "text"}, http.StatusBadRequest, "invalid-body"},
+		{"version not a number", map[string]any{"kind": "progress", "body": "text", "version": "2"}, http.StatusBadRequest, "invalid-body"},
+	} {
+		if r := st.do("PUT", path, miller, tt.body); r.Status != tt.want || r.problemType() != tt.wantType {
+			t.Errorf("edit with %s: %d %s, want %d %s", tt.name, r.Status, r.Raw, tt.want, tt.wantType)
+		}
+	}
+	if n := st.count("SELECT count(*) FROM clinical_notes WHERE id = ? AND version = 2 AND kind = 'consultation'", id); n != 1 {
+		t.Errorf("bad edits changed the draft")
 	}
 	if r := st.do("POST", path+"/sign", miller, map[string]any{"version": 1}); r.Status != http.StatusConflict || r.problemType() != "note-version-conflict" {
 		t.Errorf("signing a version not read: %d %s, want 409", r.Status, r.Raw)
