@@ -521,10 +521,10 @@ func (s *Server) signNote(c *gin.Context) error {
 		}
 		now := s.Now().UTC()
 		if err := tx.Model(&models.ClinicalNote{}).Where("id = ? AND signed_at IS NULL", r.ID).
-			Updates(map[string]any{"signed_at": now, "signed_by": p.PractitionerID}).Error; err != nil {
+			Updates(map[string]any{"signed_at": now, "signed_by": p.PractitionerID, "updated_at": now}).Error; err != nil {
 			return internal(err)
 		}
-		r.SignedAt, r.SignedBy = &now, &p.PractitionerID
+		r.SignedAt, r.SignedBy, r.UpdatedAt = &now, &p.PractitionerID, now
 		return s.audit(c, tx, "note-sign", "clinical_note", &r.ID, &r.PatientID, "")
 	})
 	if err != nil {
