@@ -43,7 +43,8 @@ type DSR struct {
 	// AuditKey keys the audit chain (CAREBOOK_AUDIT_KEY): completions are
 	// recorded by the worker, in the same chain as the api's events.
 	AuditKey []byte
-	// Keys opens the patient's sealed national IDs for an export.
+	// Keys opens the patient's sealed national IDs and clinical notes for
+	// an export.
 	Keys *keyring.Keyring
 	// Now reads the clock; nil means time.Now.
 	Now func() time.Time
@@ -51,6 +52,69 @@ type DSR struct {
 
 // nationalIDsFile holds the patient's national ID numbers, opened.
 const nationalIDsFile = "national-ids.json"
+
+// clinicalNotesFile holds the patient's signed clinical notes and
+// addenda, opened when the patient (or their proxy) asked for the export.
+// An export staff or an admin asked for lists the notes without their
+// text: the desk and the privacy officer never read a note's body
+// (minimum necessary), and the patient gets it by asking themselves.
+// Drafts are the doctor's work in progress, not yet part of the record,
+// and stay out.
+const clinicalNotesFile = "clinical-notes.json"
+
+// exportNote is one signed note as clinical-notes.json lists it.
+type exportNote struct {
+	ID            string     `json:"id"`
+	Kind          string     `json:"kind"`
+	Author        string     `json:"author"`
+	AuthorID      string     `json:"author_id"`
+	AppointmentID *string    `json:"appointment_id,omitempty"`
+	Amends        *string    `json:"amends,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	SignedAt      *time.Time `json:"signed_at"`
+	Body          string     `json:"body,omitempty"`
+	// BodyWithheld says the text was left out (an export not asked for by
+	// the patient).
+	BodyWithheld bool `json:"body_withheld,omitempty"`
+}
+
+// clinicalNotes lists the patient's signed notes, oldest first, their
+// bodies opened when open is true.
+func (d *DSR) clinicalNotes(ctx context.Context, tx *gorm.DB, tenant, patient uuid.UUID, open bool) ([]exportNote, error) {
+	var rows []struct {
+		ID            uuid.UUID
+		Kind          string
+		Author        string
+		AuthorID      uuid.UUID
+		AppointmentID *string
+		Amends        *string
+		CreatedAt     time.Time
+		SignedAt      *time.Time
+		BodySealed    []byte
+	}
+	if err := tx.Raw(`SELECT n.id, n.kind, coalesce(pr.display_name, '') AS author, n.author_id, n.appointment_id::text AS appointment_id,
+		n.amends::text AS amends, n.created_at, n.signed_at, n.body_sealed
+		FROM clinical_notes n LEFT JOIN practitioners pr ON pr.id = n.author_id
+		WHERE n.patient_id = ? AND n.signed_at IS NOT NULL ORDER BY n.created_at, n.id`, patient).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("export clinical notes: %w", err)
+	}
+	out := make([]exportNote, 0, len(rows))
+	for _, r := range rows {
+		signed := r.SignedAt.UTC()
+		n := exportNote{ID: r.ID.String(), Kind: r.Kind, Author: r.Author, AuthorID: r.AuthorID.String(),
+			AppointmentID: r.AppointmentID, Amends: r.Amends, CreatedAt: r.CreatedAt.UTC(), SignedAt: &signed, BodyWithheld: !open}
+		if open {
+			b := keyring.Binding{Purpose: keyring.PurposeClinicalNote, Row: keyring.ClinicalNoteRow(patient.String(), r.ID.String())}
+			body, err := d.Keys.OpenFor(ctx, tenant, b, r.BodySealed)
+			if err != nil {
+				return nil, fmt.Errorf("export clinical note %s: %w", r.ID, err)
+			}
+			n.Body = body
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
 
 func (d *DSR) now() time.Time {
 	if d.Now != nil {
@@ -241,6 +305,17 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 			}
 			files[nationalIDsFile] = body
 			manifest.Files = append(manifest.Files, entry(nationalIDsFile, body, len(list)))
+			// The signed clinical notes: the patient's right of access
+			// covers what their doctors wrote.
+			notes, err := d.clinicalNotes(ctx, tx, tenant, row.PatientID, row.RequestedRole == string(models.RolePatient))
+			if err != nil {
+				return err
+			}
+			if body, err = json.MarshalIndent(notes, "", "  "); err != nil {
+				return err
+			}
+			files[clinicalNotesFile] = body
+			manifest.Files = append(manifest.Files, entry(clinicalNotesFile, body, len(notes)))
 		}
 		return tx.Raw(`SELECT id, pdf_key FROM lab_reports WHERE patient_id = ? AND pdf_key <> '' AND (released_at IS NOT NULL OR NOT ?)
 			ORDER BY filed_at`, row.PatientID, subject.releasedOnly).Scan(&pdfs).Error
@@ -254,6 +329,9 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 	}
 	if _, ok := files[nationalIDsFile]; ok {
 		order = append(order, nationalIDsFile)
+	}
+	if _, ok := files[clinicalNotesFile]; ok {
+		order = append(order, clinicalNotesFile)
 	}
 	for _, p := range pdfs {
 		activity.RecordHeartbeat(ctx, p.ID.String())
@@ -398,8 +476,8 @@ const erasedGivenName = "Erased"
 // e-mail replaced and its password made unusable, which disables it; the
 // account's saved request answers deleted; free-text cancel reasons
 // cleared; the links to deleted PDFs and export archives dropped.
-// Appointments, payments, the ledger, lab results and the consent ledger
-// stay, under the patient's ID, for as long as the tenant's retention
+// Appointments, payments, the ledger, lab results, clinical notes (sealed:
+// their text names nobody in the clear) and the consent ledger stay, under the patient's ID, for as long as the tenant's retention
 // settings say; the request records until when. A legal hold placed since
 // the workflow started refuses the whole step.
 func (d *DSR) DSREraseRecords(ctx context.Context, in workflows.DSRInput) (int, error) {
@@ -493,9 +571,10 @@ func (d *DSR) recordRetention(tx *gorm.DB, row models.DSRRequest) error {
 	}
 	err = tx.Raw(`SELECT
 		greatest((SELECT max(ends_at) FROM appointments WHERE patient_id = ?),
-		         (SELECT max(filed_at) FROM lab_reports WHERE patient_id = ?)) AS medical,
+		         (SELECT max(filed_at) FROM lab_reports WHERE patient_id = ?),
+		         (SELECT max(created_at) FROM clinical_notes WHERE patient_id = ?)) AS medical,
 		(SELECT max(created_at) FROM payments WHERE patient_id = ?) AS financial`,
-		row.PatientID, row.PatientID, row.PatientID).Scan(&last).Error
+		row.PatientID, row.PatientID, row.PatientID, row.PatientID).Scan(&last).Error
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,18 @@ func TestDataSubjectExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Dr. Miller's signed note about Philip, with a signed addendum, and a
+	// draft of hers: the archive opens the signed ones, and leaves the
+	// draft out.
+	miller := st.login("demo", millerLogin)
+	noteID := st.signedNote(t, miller, st.philip(), "Murmur grade 2/6; echocardiogram booked.")
+	add := st.do("POST", "/v1/notes/"+noteID+"/addenda", miller, map[string]any{"body": "Echocardiogram normal."})
+	if add.Status != http.StatusCreated || st.do("POST", "/v1/notes/"+add.str("id")+"/sign", miller, nil).Status != http.StatusOK {
+		t.Fatalf("addendum: %d %s", add.Status, add.Raw)
+	}
+	if d := st.do("POST", "/v1/patients/"+st.philip().String()+"/notes", miller, map[string]any{"kind": "progress", "body": "unfinished draft"}); d.Status != http.StatusCreated {
+		t.Fatalf("draft: %d %s", d.Status, d.Raw)
+	}
 	r := st.do("POST", "/v1/patients/"+st.philip().String()+"/exports", philip, nil)
 	if r.Status != http.StatusAccepted || r.str("kind") != "export" {
 		t.Fatalf("export: %d %s", r.Status, r.Raw)
@@ -209,6 +221,9 @@ func TestDataSubjectExport(t *testing.T) {
 		{"consents.json", "purpose", "sms_reminders"},
 		{"notifications.json", "channel", "email"},
 		{"audit-events.json", "actor_role", "staff"},
+		{"clinical-notes.json", "body", "Murmur grade 2/6; echocardiogram booked."},
+		{"clinical-notes.json", "amends", noteID},
+		{"clinical-notes.json", "author", "Dr. Sarah Miller"},
 	}
 	for _, w := range want {
 		found := false
@@ -223,6 +238,12 @@ func TestDataSubjectExport(t *testing.T) {
 	}
 	if n := len(jsonList(t, files, "appointments.json")); n != 2 {
 		t.Errorf("appointments.json holds %d visits, want 2", n)
+	}
+	if n := len(jsonList(t, files, "clinical-notes.json")); n != 2 || bytes.Contains(files["clinical-notes.json"], []byte("unfinished draft")) {
+		t.Errorf("clinical-notes.json holds %d notes, want the signed note and its addendum, no draft", n)
+	}
+	if bytes.Contains(files["clinical-notes.json"], []byte("body_sealed")) {
+		t.Errorf("clinical-notes.json carries the sealed bodies")
 	}
 	if bytes.Contains(files["account.json"], []byte("argon2id")) || bytes.Contains(files["account.json"], []byte("password")) {
 		t.Errorf("account.json carries the password hash")
@@ -271,6 +292,14 @@ func TestDataSubjectExport(t *testing.T) {
 		t.Errorf("the desk exports Philip: %d %s", r.Status, r.Raw)
 	} else if d := st.dsrWait(t, desk, r.str("id")); d.str("status") != "completed" {
 		t.Errorf("the desk's export: %s", d.Raw)
+	} else {
+		// The desk hands the archive over without reading the notes: they
+		// are listed, their text withheld.
+		deskFiles := download(t, d.str("download_url"))
+		notes := jsonList(t, deskFiles, "clinical-notes.json")
+		if len(notes) != 2 || notes[0]["body_withheld"] != true || bytes.Contains(deskFiles["clinical-notes.json"], []byte("Murmur")) {
+			t.Errorf("the desk's clinical-notes.json: %s", deskFiles["clinical-notes.json"])
+		}
 	}
 	if r := st.do("POST", "/v1/patients/"+st.john().String()+"/exports", desk, nil); r.Status != http.StatusNotFound {
 		t.Errorf("the desk exports John, never seen there: %d %s, want 404", r.Status, r.Raw)
@@ -413,6 +442,11 @@ func TestDataSubjectErasure(t *testing.T) {
 		t.Fatal("export did not complete")
 	}
 
+	// Dr. Miller's signed note names Philip in its text: sealed, it is
+	// kept as a medical record and shows his name to no scan.
+	miller := st.login("demo", millerLogin)
+	st.signedNote(t, miller, st.philip(), "Philip Johnson, seen for follow-up; stable.")
+
 	// The checks find what there is to find before the erasure, so that
 	// finding nothing afterwards means something.
 	for _, n := range philipTraces[:5] {
@@ -508,6 +542,7 @@ func TestDataSubjectErasure(t *testing.T) {
 		{"lab reports", "SELECT count(*) FROM lab_reports WHERE patient_id = ?", 1},
 		{"lab observations", "SELECT count(*) FROM lab_observations WHERE patient_id = ? AND value_number = 25", 1},
 		{"consents", "SELECT count(*) FROM consents WHERE patient_id = ?", 1},
+		{"clinical notes", "SELECT count(*) FROM clinical_notes WHERE patient_id = ? AND signed_at IS NOT NULL", 1},
 		{"identifiers", "SELECT count(*) FROM patient_identifiers WHERE patient_id = ?", 0},
 		{"pseudonymised patient", "SELECT count(*) FROM patients WHERE id = ? AND given_name = 'Erased' AND family_name LIKE 'P-%' AND birth_date IS NULL AND erased_at IS NOT NULL", 1},
 		// The demo refers Philip to Dr. Miller: the assignment ends, and stays as a record.

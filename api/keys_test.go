@@ -117,6 +117,14 @@ func TestRawDatabaseHoldsNoNationalIDOrProviderSecret(t *testing.T) {
 	if m := st.settled(t, st.Demo.Tenant.ID, "hl7v2", id); m.Match != workflows.LabMatched {
 		t.Fatalf("the message did not match: %s", m.Match)
 	}
+	// A signed clinical note and a draft, each with a phrase found nowhere
+	// else.
+	const notePhrase, draftPhrase = "suspected porphyria cutanea tarda", "query hemochromatosis workup"
+	miller := st.login("demo", millerLogin)
+	noteID := st.signedNote(t, miller, st.philip(), "Blistering on sun-exposed skin; "+notePhrase+".")
+	if r := st.do("POST", "/v1/patients/"+st.philip().String()+"/notes", miller, map[string]any{"kind": "progress", "body": draftPhrase}); r.Status != http.StatusCreated {
+		t.Fatalf("draft: %d %s", r.Status, r.Raw)
+	}
 
 	var tables []string
 	if err := st.Admin.Raw(`SELECT quote_ident(table_name) FROM information_schema.tables
@@ -127,7 +135,7 @@ func TestRawDatabaseHoldsNoNationalIDOrProviderSecret(t *testing.T) {
 	for _, n := range demo.NationalIDs(st.Demo) {
 		secrets = append(secrets, n.Value)
 	}
-	secrets = append(secrets, "765-89-4312")
+	secrets = append(secrets, "765-89-4312", notePhrase, draftPhrase, "porphyria", "hemochromatosis")
 	rows := 0
 	for _, table := range tables {
 		var texts []string
@@ -177,6 +185,9 @@ func TestRawDatabaseHoldsNoNationalIDOrProviderSecret(t *testing.T) {
 	s, err := st.Server.Accounts.Load(context.Background(), st.Demo.Tenant.ID)
 	if err != nil || s.SecretKey != "sk_test_123" || s.WebhookSecret != testWebhookSecret {
 		t.Fatalf("settings read back: %+v, %v", s, err)
+	}
+	if r := st.do("GET", "/v1/notes/"+noteID, miller, nil); !strings.Contains(r.str("body"), notePhrase) {
+		t.Fatalf("the note read back: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -254,6 +265,9 @@ func TestKeyRotationOverHTTP(t *testing.T) {
 	if r := st.do("POST", "/v1/admin/keys/rotate", st.login("demo", "billing@demo.carebook.test"), nil); r.Status != http.StatusForbidden {
 		t.Fatalf("billing: %d, want 403", r.Status)
 	}
+	// A signed clinical note about Philip, sealed under version 1.
+	miller := st.login("demo", millerLogin)
+	noteID := st.signedNote(t, miller, st.philip(), "Palpitations at rest; Holter monitor for 48 hours.")
 	admin := st.login("demo", "admin@demo.carebook.test")
 	r := st.do("POST", "/v1/admin/keys/rotate", admin, nil)
 	if r.Status != http.StatusAccepted {
@@ -277,20 +291,27 @@ func TestKeyRotationOverHTTP(t *testing.T) {
 		t.Errorf("retired %v, want [1]", res.Retired)
 	}
 	// Demo's Stripe key and webhook secret, Ayşe's and Paul's national IDs,
-	// and the staff's TOTP secrets.
-	eqf(t, "re-encrypted", res.Reencrypted, 4+int(totpSecrets))
+	// the staff's TOTP secrets and Dr. Miller's note.
+	eqf(t, "re-encrypted", res.Reencrypted, 5+int(totpSecrets))
 
 	count := func(tenant uuid.UUID, version byte) int64 {
 		var n int64
 		st.Admin.Raw(`SELECT (SELECT count(*) FROM patient_identifiers WHERE tenant_id = ? AND get_byte(value_sealed, 4) = ?)
 			+ (SELECT count(*) FROM tenant_payment_settings WHERE tenant_id = ? AND get_byte(stripe_secret_key_enc, 4) = ?)
 			+ (SELECT count(*) FROM tenant_payment_settings WHERE tenant_id = ? AND get_byte(webhook_secret_enc, 4) = ?)
-			+ (SELECT count(*) FROM user_mfa WHERE tenant_id = ? AND get_byte(totp_secret_enc, 4) = ?)`,
-			tenant, version, tenant, version, tenant, version, tenant, version).Scan(&n)
+			+ (SELECT count(*) FROM user_mfa WHERE tenant_id = ? AND get_byte(totp_secret_enc, 4) = ?)
+			+ (SELECT count(*) FROM clinical_notes WHERE tenant_id = ? AND get_byte(body_sealed, 4) = ?)`,
+			tenant, version, tenant, version, tenant, version, tenant, version, tenant, version).Scan(&n)
 		return n
 	}
 	eqf(t, "demo values under version 1", count(demoT, 1), int64(0))
-	eqf(t, "demo values under version 2", count(demoT, 2), 4+totpSecrets)
+	eqf(t, "demo values under version 2", count(demoT, 2), 5+totpSecrets)
+	// The signed note, re-sealed under the new key, reads as it was signed
+	// (the schema lets a signed note's body change only to another key
+	// version).
+	if n := st.do("GET", "/v1/notes/"+noteID, st.login("demo", philipLogin), nil); n.str("body") != "Palpitations at rest; Holter monitor for 48 hours." || n.str("status") != "signed" {
+		t.Errorf("the note after rotation: %d %s", n.Status, n.Raw)
+	}
 	// Harbor's two national IDs and its staff's TOTP secrets stay as they were.
 	var harborAll int64
 	st.Admin.Raw(`SELECT (SELECT count(*) FROM patient_identifiers WHERE tenant_id = ? AND value_sealed IS NOT NULL)
@@ -340,7 +361,7 @@ func TestKeyRotationOverHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		text := ev.String()
-		for _, secret := range []string{"765894312", "10000000146", "sk_test_123", testWebhookSecret} {
+		for _, secret := range []string{"765894312", "10000000146", "sk_test_123", testWebhookSecret, "Holter"} {
 			if strings.Contains(text, secret) {
 				t.Errorf("history event %d holds %q", ev.GetEventId(), secret)
 			}
@@ -357,5 +378,5 @@ func TestKeyRotationOverHTTP(t *testing.T) {
 		t.Fatalf("second rotation: %v", err)
 	}
 	eqf(t, "second version", res2.Version, uint32(3))
-	eqf(t, "demo values under version 3", count(demoT, 3), 4+totpSecrets)
+	eqf(t, "demo values under version 3", count(demoT, 3), 5+totpSecrets)
 }

@@ -74,6 +74,11 @@ var (
 	// and set retention.
 	roleDSRExport = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 	roleDSRAdmin  = []models.Role{models.RoleAdmin}
+	// Clinical notes (notes.go): doctors write, edit their drafts, sign
+	// and amend; patients (and proxies) read signed notes. Staff, billing
+	// and admins see no note at all: minimum necessary.
+	roleNoteWrite = []models.Role{models.RoleDoctor}
+	roleNoteRead  = []models.Role{models.RolePatient, models.RoleDoctor}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -149,6 +154,12 @@ var permissions = map[string][]models.Role{
 	"GET /v1/admin/identity-provider":      roleSSO,
 	"PUT /v1/admin/identity-provider":      roleSSO,
 	"DELETE /v1/admin/identity-provider":   roleSSO,
+	"POST /v1/patients/:id/notes":          roleNoteWrite,
+	"GET /v1/patients/:id/notes":           roleNoteRead,
+	"GET /v1/notes/:id":                    roleNoteRead,
+	"PUT /v1/notes/:id":                    roleNoteWrite,
+	"POST /v1/notes/:id/sign":              roleNoteWrite,
+	"POST /v1/notes/:id/addenda":           roleNoteWrite,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

@@ -81,6 +81,22 @@ func (st *stack) reachFixtures(t *testing.T, n demo.Network) map[string]string {
 		t.Fatalf("%s export: %d %s", slug, ex.Status, ex.Raw)
 	}
 	ids["dsr"] = ex.str("id")
+
+	// A signed clinical note about Philip, by Dr. Garcia (the walk's
+	// doctor), whom the admin puts in his care for it.
+	if r := st.do("POST", "/v1/care-assignments", admin, map[string]any{"practitioner_id": n.Practitioners[5].ID, "patient_id": philip,
+		"reason": "care-team"}); r.Status != http.StatusCreated {
+		t.Fatalf("%s care assignment for notes: %d %s", slug, r.Status, r.Raw)
+	}
+	garcia := login("doctor6")
+	note := st.do("POST", "/v1/patients/"+philip+"/notes", garcia, map[string]any{"kind": "progress", "body": "reach fixture note"})
+	if note.Status != http.StatusCreated {
+		t.Fatalf("%s note: %d %s", slug, note.Status, note.Raw)
+	}
+	if r := st.do("POST", "/v1/notes/"+note.str("id")+"/sign", garcia, map[string]any{}); r.Status != http.StatusOK {
+		t.Fatalf("%s sign note: %d %s", slug, r.Status, r.Raw)
+	}
+	ids["notes"] = note.str("id")
 	return ids
 }
 
@@ -113,6 +129,9 @@ func TestEveryPathIDStaysInItsTenant(t *testing.T) {
 		"POST /v1/patients/:id/erasure":        map[string]any{"identity_verified": true},
 		"POST /v1/patients/:id/legal-holds":    map[string]any{"reason": "reach test hold"},
 		"POST /v1/legal-holds/:id/release":     map[string]any{"reason": "reach test"},
+		"POST /v1/patients/:id/notes":          map[string]any{"kind": "progress", "body": "reach test"},
+		"PUT /v1/notes/:id":                    map[string]any{"kind": "progress", "body": "reach test", "version": 1},
+		"POST /v1/notes/:id/addenda":           map[string]any{"body": "reach test"},
 	}
 	query := map[string]string{"GET /v1/practitioners/:id/slots": "?appointment_type_id=" + st.Demo.Types[0].ID.String()}
 
@@ -206,6 +225,9 @@ func TestEveryPathIDStaysInItsTenant(t *testing.T) {
 		{"SELECT count(*) FROM legal_holds WHERE id = ? AND released_at IS NULL", other["legal-holds"]},
 		{"SELECT count(*) FROM patients WHERE id = ? AND erased_at IS NULL", other["patients"]},
 		{"SELECT count(*) FROM dsr_requests WHERE patient_id = ?", other["patients"]},
+		{"SELECT count(*) FROM clinical_notes n WHERE id = ? AND signed_at IS NOT NULL AND version = 1 " +
+			"AND NOT EXISTS (SELECT 1 FROM clinical_notes a WHERE a.amends = n.id)", other["notes"]},
+		{"SELECT count(*) FROM clinical_notes WHERE patient_id = ?", other["patients"]},
 	} {
 		if n := st.count(q.sql, q.id); n != 1 {
 			t.Errorf("harbor's row changed: %s", q.sql)

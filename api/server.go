@@ -253,6 +253,12 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.GET("/admin/identity-provider", s.handle(s.getIdentityProvider))
 	authed.PUT("/admin/identity-provider", s.handle(s.putIdentityProvider))
 	authed.DELETE("/admin/identity-provider", s.handle(s.deleteIdentityProvider))
+	authed.POST("/patients/:id/notes", s.handle(s.createNote))
+	authed.GET("/patients/:id/notes", s.handle(s.listNotes))
+	authed.GET("/notes/:id", s.handle(s.getNote))
+	authed.PUT("/notes/:id", s.handle(s.updateNote))
+	authed.POST("/notes/:id/sign", s.handle(s.signNote))
+	authed.POST("/notes/:id/addenda", s.handle(s.addNoteAddendum))
 	return r, nil
 }
 

@@ -10,6 +10,7 @@ const (
 	// PurposeOIDCClientSecret: a tenant's client secret at its identity
 	// provider (one row per tenant, so the tenant is its row).
 	PurposeOIDCClientSecret = "identity_providers.client_secret"
+	PurposeClinicalNote     = "clinical_notes.body"
 )
 
 // The columns sealed today. A tenant's payment settings are one row per
@@ -28,8 +29,17 @@ func init() {
 	Register(Column{Name: "user_mfa.pending_secret_enc", Table: "user_mfa", Sealed: "pending_secret_enc", Purpose: PurposeTOTPSecret})
 	Register(Column{Name: "identity_providers.client_secret_enc", Table: "identity_providers",
 		Sealed: "client_secret_enc", Purpose: PurposeOIDCClientSecret})
+	// A clinical note's text, bound to its patient and its own row: a body
+	// copied to another note, or the note to another patient, does not
+	// open.
+	Register(Column{Name: "clinical_notes.body_sealed", Table: "clinical_notes", Sealed: "body_sealed",
+		Purpose: PurposeClinicalNote, Row: "patient_id::text || '|' || id::text"})
 }
 
 // NationalIDRow is the Binding's Row of a national ID: the same value as
 // the Row expression registered for patient_identifiers.value_sealed.
 func NationalIDRow(patient, system string) string { return patient + "|" + system }
+
+// ClinicalNoteRow is the Binding's Row of a clinical note's body: the same
+// value as the Row expression registered for clinical_notes.body_sealed.
+func ClinicalNoteRow(patient, note string) string { return patient + "|" + note }
