@@ -117,6 +117,10 @@ func TestRawDatabaseHoldsNoNationalIDOrProviderSecret(t *testing.T) {
 	if m := st.settled(t, st.Demo.Tenant.ID, "hl7v2", id); m.Match != workflows.LabMatched {
 		t.Fatalf("the message did not match: %s", m.Match)
 	}
+	// A message thread: its subject and bodies are sealed too.
+	ayse := st.login("demo", "ayse@demo.carebook.test")
+	st.bookWith(t, ayse, uuid.Nil)
+	st.writeMessages(t, ayse)
 
 	var tables []string
 	if err := st.Admin.Raw(`SELECT quote_ident(table_name) FROM information_schema.tables
@@ -128,6 +132,7 @@ func TestRawDatabaseHoldsNoNationalIDOrProviderSecret(t *testing.T) {
 		secrets = append(secrets, n.Value)
 	}
 	secrets = append(secrets, "765-89-4312")
+	secrets = append(secrets, messagePhrases...)
 	rows := 0
 	for _, table := range tables {
 		var texts []string

@@ -72,6 +72,12 @@ var (
 	// and set retention.
 	roleDSRExport = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 	roleDSRAdmin  = []models.Role{models.RoleAdmin}
+	// Messaging (messages.go): a patient (or their proxy) and their
+	// doctor, nobody else. Staff, billing and admins read no message: the
+	// desk's work needs none, and a privacy officer sees who read and
+	// wrote what in the audit log. Only the doctor closes a thread.
+	roleMessages     = []models.Role{models.RolePatient, models.RoleDoctor}
+	roleMessageClose = []models.Role{models.RoleDoctor}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -144,6 +150,14 @@ var permissions = map[string][]models.Role{
 	"POST /v1/legal-holds/:id/release":     roleDSRAdmin,
 	"GET /v1/retention-settings":           roleDSRAdmin,
 	"PUT /v1/retention-settings":           roleDSRAdmin,
+
+	// Messaging.
+	"GET /v1/message-threads":               roleMessages,
+	"POST /v1/message-threads":              roleMessages,
+	"GET /v1/message-threads/:id":           roleMessages,
+	"POST /v1/message-threads/:id/messages": roleMessages,
+	"POST /v1/message-threads/:id/read":     roleMessages,
+	"POST /v1/message-threads/:id/close":    roleMessageClose,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

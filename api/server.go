@@ -239,6 +239,12 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/legal-holds/:id/release", s.handle(s.releaseLegalHold))
 	authed.GET("/retention-settings", s.handle(s.getRetention))
 	authed.PUT("/retention-settings", s.handle(s.putRetention))
+	authed.GET("/message-threads", s.handle(s.listThreads))
+	authed.POST("/message-threads", s.handle(s.startThread))
+	authed.GET("/message-threads/:id", s.handle(s.getThread))
+	authed.POST("/message-threads/:id/messages", s.handle(s.sendMessage))
+	authed.POST("/message-threads/:id/read", s.handle(s.markThreadRead))
+	authed.POST("/message-threads/:id/close", s.handle(s.closeThread))
 	return r, nil
 }
 
