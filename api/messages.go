@@ -159,6 +159,15 @@ func threadFor(tx *gorm.DB, p Principal, raw string, lock bool) (models.MessageT
 	return t, nil
 }
 
+// keys is the keyring that seals and opens messages; a server built
+// without one answers 503 rather than store a message in the clear.
+func (s *Server) keys() (*keyring.Keyring, error) {
+	if s.Keys == nil {
+		return nil, unavailable(errors.New("messages: no keyring"))
+	}
+	return s.Keys, nil
+}
+
 // senderSide is "patient" or "doctor": the side of a thread p writes on.
 func senderSide(p Principal) models.Role {
 	if p.Role == models.RoleDoctor {
@@ -214,11 +223,15 @@ func (s *Server) startThread(c *gin.Context) error {
 	return s.idempotent(c, func(id uuid.UUID) error {
 		firstID := uuid.NewSHA1(id, []byte("first-message"))
 		ctx := c.Request.Context()
-		subject, err := s.Keys.SealFor(ctx, p.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageSubject, Row: id.String()}, req.Subject)
+		keys, err := s.keys()
+		if err != nil {
+			return err
+		}
+		subject, err := keys.SealFor(ctx, p.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageSubject, Row: id.String()}, req.Subject)
 		if err != nil {
 			return internal(err)
 		}
-		body, err := s.Keys.SealFor(ctx, p.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageBody,
+		body, err := keys.SealFor(ctx, p.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageBody,
 			Row: keyring.MessageBodyRow(id.String(), firstID.String())}, req.Body)
 		if err != nil {
 			return internal(err)
@@ -362,8 +375,12 @@ func (s *Server) sendMessage(c *gin.Context) error {
 	if err != nil {
 		return notFound("message thread")
 	}
+	keys, err := s.keys()
+	if err != nil {
+		return err
+	}
 	return s.idempotent(c, func(id uuid.UUID) error {
-		body, err := s.Keys.SealFor(c.Request.Context(), p.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageBody,
+		body, err := keys.SealFor(c.Request.Context(), p.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageBody,
 			Row: keyring.MessageBodyRow(threadID.String(), id.String())}, req.Body)
 		if err != nil {
 			return internal(err)
@@ -426,7 +443,11 @@ func threadsQuery(tx *gorm.DB, p Principal) *gorm.DB {
 
 // viewThread opens a thread's subject for its reader.
 func (s *Server) viewThread(c *gin.Context, r threadRow) (threadView, error) {
-	subject, err := s.Keys.OpenFor(c.Request.Context(), r.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageSubject, Row: r.ID.String()}, r.SubjectSealed)
+	keys, err := s.keys()
+	if err != nil {
+		return threadView{}, err
+	}
+	subject, err := keys.OpenFor(c.Request.Context(), r.TenantID, keyring.Binding{Purpose: keyring.PurposeMessageSubject, Row: r.ID.String()}, r.SubjectSealed)
 	if err != nil {
 		return threadView{}, internal(err)
 	}
