@@ -317,6 +317,13 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 			files[clinicalNotesFile] = body
 			manifest.Files = append(manifest.Files, entry(clinicalNotesFile, body, len(notes)))
 		}
+		// The patient's message threads, opened (dsr_messages.go).
+		msgs, threads, err := d.exportMessages(ctx, tx, tenant, row.PatientID)
+		if err != nil {
+			return fmt.Errorf("export messages: %w", err)
+		}
+		files[messagesFile] = msgs
+		manifest.Files = append(manifest.Files, entry(messagesFile, msgs, threads))
 		return tx.Raw(`SELECT id, pdf_key FROM lab_reports WHERE patient_id = ? AND pdf_key <> '' AND (released_at IS NOT NULL OR NOT ?)
 			ORDER BY filed_at`, row.PatientID, subject.releasedOnly).Scan(&pdfs).Error
 	})
@@ -333,6 +340,7 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 	if _, ok := files[clinicalNotesFile]; ok {
 		order = append(order, clinicalNotesFile)
 	}
+	order = append(order, messagesFile)
 	for _, p := range pdfs {
 		activity.RecordHeartbeat(ctx, p.ID.String())
 		pdf, err := d.Store.Get(ctx, tenant, p.PdfKey)
@@ -525,6 +533,9 @@ func (d *DSR) DSREraseRecords(ctx context.Context, in workflows.DSRInput) (int, 
 				[]any{d.now(), row.RequestedBy, p, p}},
 			{`UPDATE care_assignments SET ended_at = ?, ended_by = ? WHERE patient_id = ? AND ended_at IS NULL`,
 				[]any{d.now(), row.RequestedBy, p}},
+			// Message threads are the patient's correspondence, not the
+			// medical record: deleted with their messages and read marks.
+			{`DELETE FROM message_threads WHERE patient_id = ?`, []any{p}},
 		}
 		for _, u := range users {
 			steps = append(steps,

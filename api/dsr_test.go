@@ -169,6 +169,8 @@ func TestDataSubjectExport(t *testing.T) {
 	if d := st.do("POST", "/v1/patients/"+st.philip().String()+"/notes", miller, map[string]any{"kind": "progress", "body": "unfinished draft"}); d.Status != http.StatusCreated {
 		t.Fatalf("draft: %d %s", d.Status, d.Raw)
 	}
+	// A message thread with his doctor: the archive holds it opened.
+	thread := st.writeMessages(t, philip)
 	r := st.do("POST", "/v1/patients/"+st.philip().String()+"/exports", philip, nil)
 	if r.Status != http.StatusAccepted || r.str("kind") != "export" {
 		t.Fatalf("export: %d %s", r.Status, r.Raw)
@@ -235,6 +237,13 @@ func TestDataSubjectExport(t *testing.T) {
 		if !found {
 			t.Errorf("%s has no row with %s = %v", w.name, w.field, w.value)
 		}
+	}
+	threads := jsonList(t, files, "messages.json")
+	if len(threads) != 1 || threads[0]["id"] != thread || threads[0]["subject"] != messageSubject {
+		t.Errorf("messages.json: %s", files["messages.json"])
+	} else if msgs, _ := threads[0]["messages"].([]any); len(msgs) != 2 || msgs[0].(map[string]any)["body"] != messageBody ||
+		msgs[1].(map[string]any)["body"] != replyBody || msgs[1].(map[string]any)["sender_role"] != "doctor" {
+		t.Errorf("messages.json's messages: %s", files["messages.json"])
 	}
 	if n := len(jsonList(t, files, "appointments.json")); n != 2 {
 		t.Errorf("appointments.json holds %d visits, want 2", n)
@@ -437,6 +446,13 @@ func TestDataSubjectErasure(t *testing.T) {
 	// session of Philip's with a refresh token.
 	login := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": philipLogin, "password": demo.Password})
 	philip, refresh := login.str("access_token"), login.str("refresh_token")
+	thread := st.writeMessages(t, philip)
+	if n := st.count("SELECT count(*) FROM messages WHERE thread_id = ?", thread); n != 2 {
+		t.Fatalf("Philip's thread holds %d messages before erasure", n)
+	}
+	if r := st.do("POST", "/v1/message-threads/"+thread+"/read", philip, nil); r.Status != http.StatusOK {
+		t.Fatalf("Philip marks his thread read: %d %s", r.Status, r.Raw)
+	}
 	exp := st.do("POST", philipPath+"/exports", philip, nil)
 	if st.dsrWait(t, philip, exp.str("id")).str("status") != "completed" {
 		t.Fatal("export did not complete")
@@ -456,6 +472,9 @@ func TestDataSubjectErasure(t *testing.T) {
 	}
 	if len(st.objectTraces(t, tenant, []string{"Johnson", "9817566735"})) == 0 {
 		t.Fatal("before erasure no object holds Philip's name: the scan is blind")
+	}
+	if len(st.objectTraces(t, tenant, messagePhrases)) == 0 {
+		t.Fatal("before erasure the export holds none of Philip's messages")
 	}
 	userKey := st.RedisPrefix + "user-sessions:" + st.userID(philipLogin)
 	if n, _ := st.Redis.Exists(ctx, userKey).Result(); n != 1 {
@@ -510,6 +529,15 @@ func TestDataSubjectErasure(t *testing.T) {
 	}
 	if found := st.objectTraces(t, tenant, philipTraces); len(found) > 0 {
 		t.Errorf("the object store still holds Philip:\n%s", strings.Join(found, "\n"))
+	}
+	// His message threads are gone with their messages, from Postgres and
+	// from the export archive that held them opened.
+	if n := st.count("SELECT (SELECT count(*) FROM message_threads WHERE patient_id = ?) + (SELECT count(*) FROM messages WHERE thread_id = ?) + (SELECT count(*) FROM message_reads WHERE thread_id = ?)",
+		st.philip(), thread, thread); n != 0 {
+		t.Errorf("%d message rows of Philip's survive the erasure", n)
+	}
+	if found := st.objectTraces(t, tenant, messagePhrases); len(found) > 0 {
+		t.Errorf("the object store still holds Philip's messages:\n%s", strings.Join(found, "\n"))
 	}
 	if _, err := st.Store.Get(ctx, tenant, report.PDFKey); !errors.Is(err, objstore.ErrNotFound) {
 		t.Errorf("the report PDF is still stored: %v", err)

@@ -125,6 +125,10 @@ func TestRawDatabaseHoldsNoNationalIDOrProviderSecret(t *testing.T) {
 	if r := st.do("POST", "/v1/patients/"+st.philip().String()+"/notes", miller, map[string]any{"kind": "progress", "body": draftPhrase}); r.Status != http.StatusCreated {
 		t.Fatalf("draft: %d %s", r.Status, r.Raw)
 	}
+	// A message thread: its subject and bodies are sealed too.
+	ayse := st.login("demo", "ayse@demo.carebook.test")
+	st.bookWith(t, ayse, uuid.Nil)
+	st.writeMessages(t, ayse)
 
 	var tables []string
 	if err := st.Admin.Raw(`SELECT quote_ident(table_name) FROM information_schema.tables
@@ -136,6 +140,7 @@ func TestRawDatabaseHoldsNoNationalIDOrProviderSecret(t *testing.T) {
 		secrets = append(secrets, n.Value)
 	}
 	secrets = append(secrets, "765-89-4312", notePhrase, draftPhrase, "porphyria", "hemochromatosis")
+	secrets = append(secrets, messagePhrases...)
 	rows := 0
 	for _, table := range tables {
 		var texts []string

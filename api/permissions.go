@@ -79,6 +79,12 @@ var (
 	// and admins see no note at all: minimum necessary.
 	roleNoteWrite = []models.Role{models.RoleDoctor}
 	roleNoteRead  = []models.Role{models.RolePatient, models.RoleDoctor}
+	// Messaging (messages.go): a patient (or their proxy) and their
+	// doctor, nobody else. Staff, billing and admins read no message: the
+	// desk's work needs none, and a privacy officer sees who read and
+	// wrote what in the audit log. Only the doctor closes a thread.
+	roleMessages     = []models.Role{models.RolePatient, models.RoleDoctor}
+	roleMessageClose = []models.Role{models.RoleDoctor}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -160,6 +166,14 @@ var permissions = map[string][]models.Role{
 	"PUT /v1/notes/:id":                    roleNoteWrite,
 	"POST /v1/notes/:id/sign":              roleNoteWrite,
 	"POST /v1/notes/:id/addenda":           roleNoteWrite,
+
+	// Messaging.
+	"GET /v1/message-threads":               roleMessages,
+	"POST /v1/message-threads":              roleMessages,
+	"GET /v1/message-threads/:id":           roleMessages,
+	"POST /v1/message-threads/:id/messages": roleMessages,
+	"POST /v1/message-threads/:id/read":     roleMessages,
+	"POST /v1/message-threads/:id/close":    roleMessageClose,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

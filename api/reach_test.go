@@ -63,6 +63,17 @@ func (st *stack) reachFixtures(t *testing.T, n demo.Network) map[string]string {
 		t.Fatalf("%s proxy relation: %d %s", slug, px.Status, px.Raw)
 	}
 	ids["proxy-relations"] = px.str("id")
+	// A message thread between Dr. Garcia (the walk's doctor) and Ayşe
+	// (its patient), who is put in her care for it.
+	mca := st.do("POST", "/v1/care-assignments", admin, map[string]any{"practitioner_id": n.Practitioners[5].ID, "patient_id": n.Patients[0].ID, "reason": "primary-care"})
+	if mca.Status != http.StatusCreated {
+		t.Fatalf("%s care assignment for messages: %d %s", slug, mca.Status, mca.Raw)
+	}
+	mt := st.do("POST", "/v1/message-threads", login("doctor6"), map[string]any{"patient_id": n.Patients[0].ID, "subject": "reach fixture", "body": "reach fixture"})
+	if mt.Status != http.StatusCreated {
+		t.Fatalf("%s message thread: %d %s", slug, mt.Status, mt.Raw)
+	}
+	ids["message-threads"] = mt.str("id")
 
 	// Data subject requests about Philip: two legal holds (a release in the
 	// walk below lifts one; the other keeps a real erasure from running)
@@ -132,6 +143,8 @@ func TestEveryPathIDStaysInItsTenant(t *testing.T) {
 		"POST /v1/patients/:id/notes":          map[string]any{"kind": "progress", "body": "reach test"},
 		"PUT /v1/notes/:id":                    map[string]any{"kind": "progress", "body": "reach test", "version": 1},
 		"POST /v1/notes/:id/addenda":           map[string]any{"body": "reach test"},
+
+		"POST /v1/message-threads/:id/messages": map[string]any{"body": "reach test"},
 	}
 	query := map[string]string{"GET /v1/practitioners/:id/slots": "?appointment_type_id=" + st.Demo.Types[0].ID.String()}
 
@@ -228,6 +241,8 @@ func TestEveryPathIDStaysInItsTenant(t *testing.T) {
 		{"SELECT count(*) FROM clinical_notes n WHERE id = ? AND signed_at IS NOT NULL AND version = 1 " +
 			"AND NOT EXISTS (SELECT 1 FROM clinical_notes a WHERE a.amends = n.id)", other["notes"]},
 		{"SELECT count(*) FROM clinical_notes WHERE patient_id = ?", other["patients"]},
+		{"SELECT count(*) FROM message_threads mt WHERE mt.id = ? AND mt.closed_at IS NULL AND (SELECT count(*) FROM messages m WHERE m.thread_id = mt.id) = 1",
+			other["message-threads"]},
 	} {
 		if n := st.count(q.sql, q.id); n != 1 {
 			t.Errorf("harbor's row changed: %s", q.sql)

@@ -259,6 +259,12 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.PUT("/notes/:id", s.handle(s.updateNote))
 	authed.POST("/notes/:id/sign", s.handle(s.signNote))
 	authed.POST("/notes/:id/addenda", s.handle(s.addNoteAddendum))
+	authed.GET("/message-threads", s.handle(s.listThreads))
+	authed.POST("/message-threads", s.handle(s.startThread))
+	authed.GET("/message-threads/:id", s.handle(s.getThread))
+	authed.POST("/message-threads/:id/messages", s.handle(s.sendMessage))
+	authed.POST("/message-threads/:id/read", s.handle(s.markThreadRead))
+	authed.POST("/message-threads/:id/close", s.handle(s.closeThread))
 	return r, nil
 }
 
