@@ -11,9 +11,17 @@ import (
 // securityHeaders sets what every answer carries: the API serves JSON
 // about patients, never pages, so nothing may frame it, sniff it, cache
 // it or send its address on.
+//
+// Strict-Transport-Security goes only on answers to requests that came
+// over TLS: RFC 6797 (section 7.2) has browsers ignore it over plain
+// HTTP, and sending it there would tell a reader of the headers that the
+// answer they got was protected when it was not. Behind a proxy that
+// ends TLS, the proxy is the one the browser talks to, and it sets HSTS.
 func securityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
-	h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	if c.Request.TLS != nil {
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")

@@ -150,6 +150,9 @@ func (s *Server) Router() (http.Handler, error) {
 	}))
 
 	r.GET("/healthz", s.handle(s.health))
+	// Load balancers and uptime probes often ask with HEAD; it answers
+	// as GET does, without the body.
+	r.HEAD("/healthz", s.handle(s.health))
 	r.GET("/v1/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapiSpec) })
 
 	v1 := r.Group("/v1")
