@@ -31,10 +31,8 @@ func (s *Server) authenticate(c *gin.Context) error {
 		u.Err = err
 		return u
 	}
-	if gone, err := s.revoked(c.Request.Context(), p); err != nil {
-		return unavailable(err)
-	} else if gone {
-		return unauthorized("You logged out everywhere; log in again.")
+	if err := s.checkSession(c.Request.Context(), p); err != nil {
+		return err
 	}
 	c.Set(principalKey, p)
 	if err := s.rateLimit(c, "user:"+p.UserID.String(), s.UserRate, "Too many requests from your account; wait and try again."); err != nil {
@@ -282,6 +280,11 @@ func (s *Server) respondTokens(c *gin.Context, status int, u models.User, refres
 // tokenBody is the token answer for u with refresh.
 func (s *Server) tokenBody(u models.User, refresh string) (tokenResponse, error) {
 	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role}
+	// The refresh token is "<family>.<secret>": the access token names the
+	// family (never the secret), so that it ends with its session.
+	if family, _, ok := strings.Cut(refresh, "."); ok {
+		p.SessionID = family
+	}
 	if u.PatientID != nil {
 		p.PatientID = *u.PatientID
 	}
