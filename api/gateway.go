@@ -48,10 +48,10 @@ func corsHeaders(origins []string) gin.HandlerFunc {
 		h := c.Writer.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Add("Vary", "Origin")
-		h.Set("Access-Control-Expose-Headers", "X-Request-ID, Idempotent-Replayed, Retry-After")
+		h.Set("Access-Control-Expose-Headers", "X-Request-ID, Idempotent-Replayed, Retry-After, ETag")
 		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
-			h.Set("Access-Control-Allow-Headers", strings.Join([]string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"}, ", "))
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, PATCH")
+			h.Set("Access-Control-Allow-Headers", strings.Join([]string{"Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID", "If-Match"}, ", "))
 			h.Set("Access-Control-Max-Age", "600")
 			c.AbortWithStatus(http.StatusNoContent)
 			return

@@ -72,6 +72,11 @@ var (
 	// and set retention.
 	roleDSRExport = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 	roleDSRAdmin  = []models.Role{models.RoleAdmin}
+	// Patient records (patients.go): whoever reaches a patient reads the
+	// record; the patient (or a proxy), the desk and admins correct it
+	// (rectification); doctors correct through the desk.
+	rolePatientRead    = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+	rolePatientRectify = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -144,6 +149,8 @@ var permissions = map[string][]models.Role{
 	"POST /v1/legal-holds/:id/release":     roleDSRAdmin,
 	"GET /v1/retention-settings":           roleDSRAdmin,
 	"PUT /v1/retention-settings":           roleDSRAdmin,
+	"GET /v1/patients/:id":                 rolePatientRead,
+	"PATCH /v1/patients/:id":               rolePatientRectify,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

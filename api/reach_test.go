@@ -113,6 +113,7 @@ func TestEveryPathIDStaysInItsTenant(t *testing.T) {
 		"POST /v1/patients/:id/erasure":        map[string]any{"identity_verified": true},
 		"POST /v1/patients/:id/legal-holds":    map[string]any{"reason": "reach test hold"},
 		"POST /v1/legal-holds/:id/release":     map[string]any{"reason": "reach test"},
+		"PATCH /v1/patients/:id":               map[string]any{"phone": "+90 555 000 0000"},
 	}
 	query := map[string]string{"GET /v1/practitioners/:id/slots": "?appointment_type_id=" + st.Demo.Types[0].ID.String()}
 

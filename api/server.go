@@ -242,6 +242,8 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/legal-holds/:id/release", s.handle(s.releaseLegalHold))
 	authed.GET("/retention-settings", s.handle(s.getRetention))
 	authed.PUT("/retention-settings", s.handle(s.putRetention))
+	authed.GET("/patients/:id", s.handle(s.getPatient))
+	authed.PATCH("/patients/:id", s.handle(s.patchPatient))
 	return r, nil
 }
 
