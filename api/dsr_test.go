@@ -157,6 +157,10 @@ func TestDataSubjectExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A language he chose himself (rectification) is his data too.
+	if r := st.do("PATCH", "/v1/patients/"+st.philip().String(), philip, map[string]any{"preferred_language": "tr"}, "If-Match", `"1"`); r.Status != http.StatusOK {
+		t.Fatalf("set preferred language: %d %s", r.Status, r.Raw)
+	}
 	r := st.do("POST", "/v1/patients/"+st.philip().String()+"/exports", philip, nil)
 	if r.Status != http.StatusAccepted || r.str("kind") != "export" {
 		t.Fatalf("export: %d %s", r.Status, r.Raw)
@@ -199,6 +203,7 @@ func TestDataSubjectExport(t *testing.T) {
 		value any
 	}{
 		{"patient.json", "family_name", "Johnson"},
+		{"patient.json", "preferred_language", "tr"},
 		{"identifiers.json", "value", "9817566735"},
 		{"national-ids.json", "value", "219099999"},
 		{"account.json", "email", philipLogin},
@@ -408,6 +413,9 @@ func TestDataSubjectErasure(t *testing.T) {
 	// session of Philip's with a refresh token.
 	login := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": philipLogin, "password": demo.Password})
 	philip, refresh := login.str("access_token"), login.str("refresh_token")
+	if r := st.do("PATCH", philipPath, philip, map[string]any{"preferred_language": "en"}, "If-Match", `"1"`); r.Status != http.StatusOK {
+		t.Fatalf("set preferred language: %d %s", r.Status, r.Raw)
+	}
 	exp := st.do("POST", philipPath+"/exports", philip, nil)
 	if st.dsrWait(t, philip, exp.str("id")).str("status") != "completed" {
 		t.Fatal("export did not complete")
@@ -499,7 +507,7 @@ func TestDataSubjectErasure(t *testing.T) {
 		{"lab observations", "SELECT count(*) FROM lab_observations WHERE patient_id = ? AND value_number = 25", 1},
 		{"consents", "SELECT count(*) FROM consents WHERE patient_id = ?", 1},
 		{"identifiers", "SELECT count(*) FROM patient_identifiers WHERE patient_id = ?", 0},
-		{"pseudonymised patient", "SELECT count(*) FROM patients WHERE id = ? AND given_name = 'Erased' AND family_name LIKE 'P-%' AND birth_date IS NULL AND erased_at IS NOT NULL", 1},
+		{"pseudonymised patient", "SELECT count(*) FROM patients WHERE id = ? AND given_name = 'Erased' AND family_name LIKE 'P-%' AND birth_date IS NULL AND preferred_language IS NULL AND erased_at IS NOT NULL", 1},
 		// The demo refers Philip to Dr. Miller: the assignment ends, and stays as a record.
 		{"ended care assignments", "SELECT count(*) FROM care_assignments WHERE patient_id = ? AND ended_at IS NOT NULL", 1},
 		{"active care assignments", "SELECT count(*) FROM care_assignments WHERE patient_id = ? AND ended_at IS NULL", 0},
