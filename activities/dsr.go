@@ -194,7 +194,7 @@ func reportsArg(p exportSubject) []any      { return []any{p.patient, p.released
 // archive by itself), and name columns where a row also holds secrets or
 // other people's data: no password hash, no client addresses of staff.
 var exportFiles = []exportFile{
-	{"patient.json", `SELECT id, given_name, family_name, birth_date, phone, created_at, erased_at FROM patients WHERE id = ?`, patientArg},
+	{"patient.json", `SELECT id, given_name, family_name, birth_date, phone, preferred_language, created_at, erased_at FROM patients WHERE id = ?`, patientArg},
 	// Identifiers kept in the clear (MRNs); national IDs are sealed and
 	// go to national-ids.json opened.
 	{"identifiers.json", `SELECT system, value, type FROM patient_identifiers WHERE patient_id = ? AND value IS NOT NULL`, patientArg},
@@ -523,6 +523,7 @@ func (d *DSR) DSREraseRecords(ctx context.Context, in workflows.DSRInput) (int, 
 			{`UPDATE patients SET given_name = ?, family_name = ?, erased_at = ? WHERE id = ? AND erased_at IS NULL`,
 				[]any{erasedGivenName, pseudonym, d.now(), p}},
 			{`UPDATE patients SET birth_date = NULL, phone = '' WHERE id = ? AND (birth_date IS NOT NULL OR phone <> '')`, []any{p}},
+			{`UPDATE patients SET preferred_language = NULL WHERE id = ? AND preferred_language IS NOT NULL`, []any{p}},
 			{`UPDATE appointments SET cancel_reason = '' WHERE patient_id = ? AND cancel_reason <> ''`, []any{p}},
 			{`UPDATE lab_reports SET pdf_key = '' WHERE patient_id = ? AND pdf_key <> ''`, []any{p}},
 			{`UPDATE dsr_requests SET archive_key = '' WHERE patient_id = ? AND archive_key <> ''`, []any{p}},

@@ -8,6 +8,11 @@ import (
 	"github.com/carebook/carebook/models"
 )
 
+// mailSignupAttempt is the kind of account mail sent to an address that
+// someone tried to sign up with while it already has an account: it
+// carries a password-reset link.
+const mailSignupAttempt = "signup-attempt"
+
 // accountMail is the message that carries a token: in English, then in
 // Turkish, in one mail. Tenants have no language setting yet, and a
 // patient who reads only one of the two finds theirs either way. The mail
@@ -22,6 +27,17 @@ func accountMail(purpose, appURL, tenantName, to, secret string) mail.Message {
 	var page, subject string
 	var en, tr []string
 	switch purpose {
+	case mailSignupAttempt:
+		page = "/reset-password"
+		subject = "Your account / Hesabınız"
+		en = []string{
+			"Someone tried to create a " + tenantName + " account on Carebook with this address, which already has one.",
+			"If it was you, log in with your password instead. If you forgot it, choose a new one with this link within 30 minutes:",
+		}
+		tr = []string{
+			"Birisi bu adresle Carebook'ta bir " + tenantName + " hesabı açmaya çalıştı; bu adresin zaten bir hesabı var.",
+			"Bu siz idiyseniz şifrenizle giriş yapın. Şifrenizi unuttuysanız bu bağlantıyla 30 dakika içinde yeni bir şifre belirleyin:",
+		}
 	case models.PurposePasswordReset:
 		page = "/reset-password"
 		subject = "Reset your password / Şifrenizi sıfırlayın"

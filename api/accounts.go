@@ -93,6 +93,12 @@ func (s *Server) issueToken(ctx context.Context, u models.User, purpose string, 
 
 // sendToken issues a token of purpose for u and mails its link.
 func (s *Server) sendToken(ctx context.Context, t models.Tenant, u models.User, purpose string, ev *models.AuditEvent) error {
+	return s.sendTokenMail(ctx, t, u, purpose, purpose, ev)
+}
+
+// sendTokenMail issues a token of purpose for u and mails its link in the
+// mail of kind (a purpose, or mailSignupAttempt).
+func (s *Server) sendTokenMail(ctx context.Context, t models.Tenant, u models.User, purpose, kind string, ev *models.AuditEvent) error {
 	if s.Mailer == nil {
 		return errors.New("no mail server configured (CAREBOOK_SMTP_ADDR)")
 	}
@@ -104,10 +110,10 @@ func (s *Server) sendToken(ctx context.Context, t models.Tenant, u models.User, 
 	if err != nil {
 		return err
 	}
-	if err := s.Mailer.Send(ctx, accountMail(purpose, s.AppURL, t.Name, u.Email, secret)); err != nil {
+	if err := s.Mailer.Send(ctx, accountMail(kind, s.AppURL, t.Name, u.Email, secret)); err != nil {
 		return err
 	}
-	s.Logger.InfoContext(ctx, "account mail sent", "tenantID", u.TenantID, "userID", u.ID, "purpose", purpose)
+	s.Logger.InfoContext(ctx, "account mail sent", "tenantID", u.TenantID, "userID", u.ID, "purpose", kind)
 	return nil
 }
 
@@ -266,17 +272,37 @@ func (s *Server) resendVerification(c *gin.Context) error {
 	return nil
 }
 
-// mailVerification sends a new patient the verification link. A failure
-// is logged, not answered: the account exists, and the patient can ask
-// for another link.
-func (s *Server) mailVerification(c *gin.Context, t models.Tenant, u models.User) {
-	if s.Mailer == nil {
+// mailSignupAttempt tells the owner of email, which already has an
+// account in t, that someone tried to sign up with it, and mails a
+// password-reset link with it: the owner who forgot they had an account
+// gets back in, anyone else learns nothing from the sign-up's answer.
+// It runs after the answer; a failure is logged. The attempt is audited
+// on the account whether or not a mail goes out; the mails an address
+// receives are limited as resets are.
+func (s *Server) mailSignupAttempt(ctx context.Context, t models.Tenant, email, ip, reqID string) {
+	var user models.User
+	err := models.InTenant(ctx, s.DB, t.ID, func(tx *gorm.DB) error {
+		return tx.Where("lower(email) = ?", email).Take(&user).Error
+	})
+	if err != nil {
+		s.Logger.ErrorContext(ctx, "sign-up of a taken address: account not read", "tenantID", t.ID, "error", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), accountMailTimeout)
-	defer cancel()
-	if err := s.sendToken(ctx, t, u, models.PurposeVerifyEmail, nil); err != nil {
-		s.Logger.ErrorContext(ctx, "verification mail not sent", "tenantID", u.TenantID, "userID", u.ID, "error", err)
+	ev := models.AuditEvent{TenantID: t.ID, ActorUser: &user.ID, ActorRole: string(user.Role), At: s.Now().UTC(),
+		Action: "signup-attempt", ResourceType: "user", ResourceID: &user.ID, ClientAddr: ip, RequestID: reqID,
+		Reason: "address has an account"}
+	fails, _ := s.lockoutKeys(t.ID, email)
+	allowed, err := s.allow(ctx, "signup-mail:"+strings.TrimPrefix(fails, s.RedisPrefix+"login-fails:"), accountMailRate)
+	if err != nil || !allowed || s.Mailer == nil {
+		ev.Reason = "address has an account; no mail (limit reached or no mail server)"
+		err := models.InTenant(ctx, s.DB, t.ID, func(tx *gorm.DB) error { return audit.Append(tx, s.AuditKey, &ev) })
+		if err != nil {
+			s.Logger.ErrorContext(ctx, "sign-up of a taken address: not audited", "tenantID", t.ID, "userID", user.ID, "error", err)
+		}
+		return
+	}
+	if err := s.sendTokenMail(ctx, t, user, models.PurposePasswordReset, mailSignupAttempt, &ev); err != nil {
+		s.Logger.ErrorContext(ctx, "sign-up attempt mail not sent", "tenantID", t.ID, "userID", user.ID, "error", err)
 	}
 }
 

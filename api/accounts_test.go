@@ -79,13 +79,18 @@ func (st *stack) withClock(d time.Duration, fn func()) {
 // demo users are seeded verified.
 func TestEmailVerificationWorksOnceAndExpires(t *testing.T) {
 	st := newStack(t)
+	// signup signs up and then logs in: sign-up answers no tokens.
 	signup := func(email string) response {
 		r := st.do("POST", "/v1/auth/signup", "", map[string]string{"tenant": "demo", "email": email,
 			"password": "velvet otter lantern 7", "given_name": "Zümrüt", "family_name": "Karakaya"})
-		if r.Status != http.StatusCreated {
+		if r.Status != http.StatusAccepted || r.str("access_token") != "" {
 			t.Fatalf("signup: %d %s", r.Status, r.Raw)
 		}
-		return r
+		l := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": email, "password": "velvet otter lantern 7"})
+		if l.Status != http.StatusOK {
+			t.Fatalf("login after signup: %d %s", l.Status, l.Raw)
+		}
+		return l
 	}
 	verify := func(token string) response {
 		return st.do("POST", "/v1/auth/verify-email", "", map[string]string{"token": token})
@@ -367,5 +372,78 @@ func TestPasswordChangeAndRules(t *testing.T) {
 	}
 	if n := st.count("SELECT count(*) FROM users WHERE email = 'sign.up.rules@example.test'"); n != 0 {
 		t.Error("a refused sign-up created a user")
+	}
+}
+
+// TestSignupAnswersAlikeAndMailsTheOwner: a sign-up with an address that
+// already has an account answers exactly as one that creates an account
+// (202, the same body, no tokens) and changes nothing of the account; the
+// new address gets its verification link; the owner of the taken one is
+// told by mail that someone tried, with a reset link that works, and the
+// mail carries neither the account's names nor what the sign-up sent.
+// Each attempt is audited.
+func TestSignupAnswersAlikeAndMailsTheOwner(t *testing.T) {
+	st := newStack(t)
+	signup := func(email, password, given string) response {
+		return st.do("POST", "/v1/auth/signup", "", map[string]string{"tenant": "demo", "email": email,
+			"password": password, "given_name": given, "family_name": "Karakaya"})
+	}
+	addr := uniqueAddress("alike")
+	first := signup(addr, "velvet otter lantern 7", "Zümrüt")
+	if first.Status != http.StatusAccepted || first.str("access_token") != "" || first.str("refresh_token") != "" {
+		t.Fatalf("first signup: %d %s", first.Status, first.Raw)
+	}
+	if m := mailsTo(t, addr, 1)[0]; !strings.Contains(m.Subject, "Confirm your e-mail address") {
+		t.Fatalf("first mail: %q", m.Subject)
+	}
+	hashBefore := st.passwordHash(addr)
+
+	// The same address again, in other case, with another password and
+	// name: the same answer, byte for byte.
+	again := signup(strings.ToUpper(addr), "marble heron quietly 3", "Mallory")
+	if again.Status != first.Status || string(again.Raw) != string(first.Raw) ||
+		again.Header.Get("Content-Type") != first.Header.Get("Content-Type") {
+		t.Fatalf("signup of a taken address: %d %s, want %d %s", again.Status, again.Raw, first.Status, first.Raw)
+	}
+	mails := mailsTo(t, addr, 2)
+	notice := mails[0]
+	if !strings.Contains(notice.Subject, "Your account") || !strings.Contains(notice.Text, "already has one") {
+		t.Fatalf("notice: %q %q", notice.Subject, notice.Text)
+	}
+	for _, private := range []string{"Zümrüt", "Mallory", "Karakaya", "velvet", "marble"} {
+		if strings.Contains(notice.Text, private) || strings.Contains(notice.Subject, private) {
+			t.Errorf("the notice carries %q", private)
+		}
+	}
+	if st.passwordHash(addr) != hashBefore {
+		t.Fatal("a sign-up of a taken address changed the password")
+	}
+	if n := st.count("SELECT count(*) FROM patients WHERE given_name = 'Mallory'"); n != 0 {
+		t.Errorf("%d patients made by the second sign-up", n)
+	}
+	if n := st.count("SELECT count(*) FROM users WHERE lower(email) = lower(?)", addr); n != 1 {
+		t.Errorf("%d users with the address", n)
+	}
+	if r := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": addr, "password": "marble heron quietly 3"}); r.Status != http.StatusUnauthorized {
+		t.Errorf("login with the second sign-up's password: %d", r.Status)
+	}
+	for action, want := range map[string]int64{"signup": 1, "signup-attempt": 1} {
+		if n := st.count("SELECT count(*) FROM audit_events WHERE action = ?", action); n != want {
+			t.Errorf("%d %s audit events, want %d", n, action, want)
+		}
+	}
+
+	// The notice's link is a password reset that works.
+	const newPassword = "copper finch meadow 41"
+	if r := st.do("POST", "/v1/auth/password-reset/confirm", "", map[string]string{"token": tokenOf(t, notice), "password": newPassword}); r.Status != http.StatusNoContent {
+		t.Fatalf("reset from the notice: %d %s", r.Status, r.Raw)
+	}
+	if r := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": addr, "password": newPassword}); r.Status != http.StatusOK {
+		t.Fatalf("login after the reset: %d %s", r.Status, r.Raw)
+	}
+
+	// A demo account's address: the same answer again.
+	if r := signup("john@demo.carebook.test", "marble heron quietly 3", "Mallory"); r.Status != first.Status || string(r.Raw) != string(first.Raw) {
+		t.Errorf("signup with a demo patient's address: %d %s", r.Status, r.Raw)
 	}
 }

@@ -207,18 +207,20 @@ func resolvePatient(tx *gorm.DB, p Principal, requested string) (uuid.UUID, stri
 			return uuid.Nil, "", invalid("unknown-patient", "patient_id is required and must name a patient.")
 		}
 	} else if requested != "" && requested != id.String() {
-		// A proxy books for a dependant; for anyone else a patient is
-		// refused, as before there were proxies.
+		// A proxy books for a dependant. Anyone else is out of the
+		// patient's reach, and out of reach is "not found" (reach.go), as
+		// for consent and data requests: the answer must not say whether
+		// the ID names a patient.
 		dep, err := uuid.Parse(requested)
 		if err != nil {
-			return uuid.Nil, "", forbidden()
+			return uuid.Nil, "", notFound("patient")
 		}
 		ok, err := reachesPatient(tx, p, dep)
 		if err != nil {
 			return uuid.Nil, "", internal(err)
 		}
 		if !ok {
-			return uuid.Nil, "", forbidden()
+			return uuid.Nil, "", notFound("patient")
 		}
 		id = dep
 	}

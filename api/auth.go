@@ -31,10 +31,8 @@ func (s *Server) authenticate(c *gin.Context) error {
 		u.Err = err
 		return u
 	}
-	if gone, err := s.revoked(c.Request.Context(), p); err != nil {
-		return unavailable(err)
-	} else if gone {
-		return unauthorized("You logged out everywhere; log in again.")
+	if err := s.checkSession(c.Request.Context(), p); err != nil {
+		return err
 	}
 	c.Set(principalKey, p)
 	if err := s.rateLimit(c, "user:"+p.UserID.String(), s.UserRate, "Too many requests from your account; wait and try again."); err != nil {
@@ -99,8 +97,20 @@ type userView struct {
 // The other password rules are in checkPassword.
 const minPassword = 10
 
+// signupAccepted is the one answer to a well-formed sign-up, whether or
+// not the address already has an account in the tenant.
+var signupAccepted = gin.H{"status": "accepted",
+	"detail": "Check your mailbox: a message to this address says what to do next."}
+
 // signup handles POST /v1/auth/signup: a patient creates an account in a
-// tenant and is logged in.
+// tenant. The answer is 202 with the same body whether or not the address
+// already has an account, so sign-up cannot be used to learn who is a
+// patient where: a new account is created and sent its verification link;
+// the owner of an existing one is told that someone tried to sign up
+// with the address and is offered a password reset. Both paths hash the
+// password and write to the database, and both mail after the answer, so
+// neither is the faster. The new patient then logs in (POST
+// /v1/auth/login); sign-up answers no tokens.
 func (s *Server) signup(c *gin.Context) error {
 	var req signupRequest
 	if err := bindJSON(c, &req); err != nil {
@@ -131,6 +141,8 @@ func (s *Server) signup(c *gin.Context) error {
 	if err := s.checkPassword(req.Password, email, tenant); err != nil {
 		return err
 	}
+	// Hashed on both paths: skipping it for a taken address would make
+	// that answer tens of milliseconds faster, which says the same as 409.
 	hash, err := HashPassword(req.Password)
 	if err != nil {
 		return internal(err)
@@ -143,21 +155,35 @@ func (s *Server) signup(c *gin.Context) error {
 		if err := tx.Create(&patient).Error; err != nil {
 			return err
 		}
-		return tx.Create(&user).Error
+		if err := tx.Create(&user).Error; err != nil {
+			return err
+		}
+		return s.record(c, tx, models.AuditEvent{TenantID: tenant.ID, ActorUser: &user.ID, ActorRole: string(user.Role),
+			Action: "signup", ResourceType: "patient", ResourceID: &patient.ID, PatientID: &patient.ID})
 	})
-	if models.IsUniqueViolation(err) {
-		// Saying the address is taken tells an attacker it has an account.
-		// The mail channel exists now (account mails); answering alike
-		// means a sign-up can no longer log in at once but must wait for
-		// its mailed link, which the apps must follow first.
-		// TODO(#5): answer alike and mail the owner instead.
-		return conflict("email-taken", "An account with this e-mail address already exists; log in instead.")
-	}
-	if err != nil {
+	taken := models.IsUniqueViolation(err)
+	if err != nil && !taken {
 		return internal(err)
 	}
-	s.mailVerification(c, tenant, user)
-	return s.respondToken(c, http.StatusCreated, user)
+	// The request's context ends with the answer; the mail outlives it.
+	ctx, ip, reqID := context.WithoutCancel(c.Request.Context()), c.ClientIP(), requestID(c)
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, accountMailTimeout)
+		defer cancel()
+		if taken {
+			s.mailSignupAttempt(ctx, tenant, email, ip, reqID)
+			return
+		}
+		if s.Mailer == nil {
+			return
+		}
+		if err := s.sendToken(ctx, tenant, user, models.PurposeVerifyEmail, nil); err != nil {
+			// The account exists; the patient can ask for another link.
+			s.Logger.ErrorContext(ctx, "verification mail not sent", "tenantID", user.TenantID, "userID", user.ID, "error", err)
+		}
+	}()
+	c.JSON(http.StatusAccepted, signupAccepted)
+	return nil
 }
 
 // login handles POST /v1/auth/login for every role.
@@ -282,6 +308,11 @@ func (s *Server) respondTokens(c *gin.Context, status int, u models.User, refres
 // tokenBody is the token answer for u with refresh.
 func (s *Server) tokenBody(u models.User, refresh string) (tokenResponse, error) {
 	p := Principal{UserID: u.ID, TenantID: u.TenantID, Role: u.Role}
+	// The refresh token is "<family>.<secret>": the access token names the
+	// family (never the secret), so that it ends with its session.
+	if family, _, ok := strings.Cut(refresh, "."); ok {
+		p.SessionID = family
+	}
 	if u.PatientID != nil {
 		p.PatientID = *u.PatientID
 	}

@@ -171,6 +171,10 @@ func TestDataSubjectExport(t *testing.T) {
 	}
 	// A message thread with his doctor: the archive holds it opened.
 	thread := st.writeMessages(t, philip)
+	// A language he chose himself (rectification) is his data too.
+	if r := st.do("PATCH", "/v1/patients/"+st.philip().String(), philip, map[string]any{"preferred_language": "tr"}, "If-Match", `"1"`); r.Status != http.StatusOK {
+		t.Fatalf("set preferred language: %d %s", r.Status, r.Raw)
+	}
 	r := st.do("POST", "/v1/patients/"+st.philip().String()+"/exports", philip, nil)
 	if r.Status != http.StatusAccepted || r.str("kind") != "export" {
 		t.Fatalf("export: %d %s", r.Status, r.Raw)
@@ -213,6 +217,7 @@ func TestDataSubjectExport(t *testing.T) {
 		value any
 	}{
 		{"patient.json", "family_name", "Johnson"},
+		{"patient.json", "preferred_language", "tr"},
 		{"identifiers.json", "value", "9817566735"},
 		{"national-ids.json", "value", "219099999"},
 		{"account.json", "email", philipLogin},
@@ -453,6 +458,9 @@ func TestDataSubjectErasure(t *testing.T) {
 	if r := st.do("POST", "/v1/message-threads/"+thread+"/read", philip, nil); r.Status != http.StatusOK {
 		t.Fatalf("Philip marks his thread read: %d %s", r.Status, r.Raw)
 	}
+	if r := st.do("PATCH", philipPath, philip, map[string]any{"preferred_language": "en"}, "If-Match", `"1"`); r.Status != http.StatusOK {
+		t.Fatalf("set preferred language: %d %s", r.Status, r.Raw)
+	}
 	exp := st.do("POST", philipPath+"/exports", philip, nil)
 	if st.dsrWait(t, philip, exp.str("id")).str("status") != "completed" {
 		t.Fatal("export did not complete")
@@ -572,7 +580,7 @@ func TestDataSubjectErasure(t *testing.T) {
 		{"consents", "SELECT count(*) FROM consents WHERE patient_id = ?", 1},
 		{"clinical notes", "SELECT count(*) FROM clinical_notes WHERE patient_id = ? AND signed_at IS NOT NULL", 1},
 		{"identifiers", "SELECT count(*) FROM patient_identifiers WHERE patient_id = ?", 0},
-		{"pseudonymised patient", "SELECT count(*) FROM patients WHERE id = ? AND given_name = 'Erased' AND family_name LIKE 'P-%' AND birth_date IS NULL AND erased_at IS NOT NULL", 1},
+		{"pseudonymised patient", "SELECT count(*) FROM patients WHERE id = ? AND given_name = 'Erased' AND family_name LIKE 'P-%' AND birth_date IS NULL AND preferred_language IS NULL AND erased_at IS NOT NULL", 1},
 		// The demo refers Philip to Dr. Miller: the assignment ends, and stays as a record.
 		{"ended care assignments", "SELECT count(*) FROM care_assignments WHERE patient_id = ? AND ended_at IS NOT NULL", 1},
 		{"active care assignments", "SELECT count(*) FROM care_assignments WHERE patient_id = ? AND ended_at IS NULL", 0},

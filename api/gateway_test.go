@@ -14,7 +14,9 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/carebook/carebook/api"
+	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
+	"github.com/carebook/carebook/models/modelstest"
 	"github.com/carebook/carebook/reqid"
 )
 
@@ -47,7 +49,8 @@ func TestSecurityHeadersAndCORS(t *testing.T) {
 		for name, want := range map[string]string{
 			"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store",
 			"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer",
-			"Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+			// Plain HTTP: no HSTS (TestHealthAnswersHEADAndHSTSOnlyOverTLS).
+			"Strict-Transport-Security": "",
 		} {
 			if got := r.Header.Get(name); got != want {
 				t.Errorf("%s %s: %s = %q, want %q", path, r.Status, name, got, want)
@@ -177,5 +180,64 @@ func TestRequestIDFollowsTheBookingIntoItsWorkflow(t *testing.T) {
 	forged := st.do("GET", "/v1/me", token, nil, "X-Request-ID", "abcdefgh level=ERROR")
 	if got := forged.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, "\n =") {
 		t.Fatalf("forged request ID answered as %q", got)
+	}
+}
+
+// TestHealthAnswersHEADAndHSTSOnlyOverTLS: probes that ask with HEAD get
+// the health answer's status without a body; other methods are still
+// refused; Strict-Transport-Security goes only on answers over TLS.
+func TestHealthAnswersHEADAndHSTSOnlyOverTLS(t *testing.T) {
+	db := modelstest.New(t)
+	app, err := models.Open(db.AppDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &api.Server{DB: app, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h, err := srv.Router()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := httptest.NewServer(h)
+	defer plain.Close()
+	secure := httptest.NewTLSServer(h)
+	defer secure.Close()
+	const hsts = "max-age=63072000; includeSubDomains"
+	tests := []struct {
+		name     string
+		client   *http.Client
+		url      string
+		method   string
+		want     int
+		wantBody bool
+		wantHSTS string
+	}{
+		{"GET over http", plain.Client(), plain.URL, "GET", http.StatusOK, true, ""},
+		{"HEAD over http", plain.Client(), plain.URL, "HEAD", http.StatusOK, false, ""},
+		{"DELETE over http", plain.Client(), plain.URL, "DELETE", http.StatusMethodNotAllowed, true, ""},
+		{"GET over https", secure.Client(), secure.URL, "GET", http.StatusOK, true, hsts},
+		{"HEAD over https", secure.Client(), secure.URL, "HEAD", http.StatusOK, false, hsts},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, tt.url+"/healthz", nil)
+			resp, err := tt.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d %s, want %d", resp.StatusCode, body, tt.want)
+			}
+			if got := len(body) > 0; got != tt.wantBody {
+				t.Errorf("body %q, want one: %v", body, tt.wantBody)
+			}
+			if got := resp.Header.Get("Strict-Transport-Security"); got != tt.wantHSTS {
+				t.Errorf("Strict-Transport-Security = %q, want %q", got, tt.wantHSTS)
+			}
+			if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q", got)
+			}
+		})
 	}
 }

@@ -85,6 +85,11 @@ var (
 	// wrote what in the audit log. Only the doctor closes a thread.
 	roleMessages     = []models.Role{models.RolePatient, models.RoleDoctor}
 	roleMessageClose = []models.Role{models.RoleDoctor}
+	// Patient records (patients.go): whoever reaches a patient reads the
+	// record; the patient (or a proxy), the desk and admins correct it
+	// (rectification); doctors correct through the desk.
+	rolePatientRead    = []models.Role{models.RolePatient, models.RoleDoctor, models.RoleStaff, models.RoleAdmin}
+	rolePatientRectify = []models.Role{models.RolePatient, models.RoleStaff, models.RoleAdmin}
 )
 
 // permissions maps "METHOD /route/pattern" to the roles that may use it.
@@ -174,6 +179,8 @@ var permissions = map[string][]models.Role{
 	"POST /v1/message-threads/:id/messages": roleMessages,
 	"POST /v1/message-threads/:id/read":     roleMessages,
 	"POST /v1/message-threads/:id/close":    roleMessageClose,
+	"GET /v1/patients/:id":                  rolePatientRead,
+	"PATCH /v1/patients/:id":                rolePatientRectify,
 }
 
 // Permissions returns a copy of the matrix, for documentation and tests.

@@ -158,6 +158,9 @@ func (s *Server) Router() (http.Handler, error) {
 	}))
 
 	r.GET("/healthz", s.handle(s.health))
+	// Load balancers and uptime probes often ask with HEAD; it answers
+	// as GET does, without the body.
+	r.HEAD("/healthz", s.handle(s.health))
 	r.GET("/v1/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openapiSpec) })
 
 	v1 := r.Group("/v1")
@@ -265,6 +268,8 @@ func (s *Server) Router() (http.Handler, error) {
 	authed.POST("/message-threads/:id/messages", s.handle(s.sendMessage))
 	authed.POST("/message-threads/:id/read", s.handle(s.markThreadRead))
 	authed.POST("/message-threads/:id/close", s.handle(s.closeThread))
+	authed.GET("/patients/:id", s.handle(s.getPatient))
+	authed.PATCH("/patients/:id", s.handle(s.patchPatient))
 	return r, nil
 }
 

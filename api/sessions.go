@@ -29,7 +29,10 @@ import (
 // retired token presented again means it was copied, so the whole family
 // is revoked at once (the thief and the user both have to log in again).
 // Logout revokes the session; "log out everywhere" revokes every session
-// of the user and every access token issued before it.
+// of the user and every access token issued before it. An access token
+// names its session, and works only while that session's key exists, so
+// ending a session (logout, a reused refresh token) ends its access
+// tokens at once rather than when they expire.
 
 // RefreshTTL is how long a session lives without being refreshed.
 const RefreshTTL = 30 * 24 * time.Hour
@@ -40,7 +43,9 @@ type session struct {
 	User    uuid.UUID `json:"u"`
 	Tenant  uuid.UUID `json:"t"`
 	Current string    `json:"c"` // hex SHA-256 of the good refresh secret
-	Revoked bool      `json:"r,omitempty"`
+	// Revoked marked a revoked family before revocation deleted the key;
+	// still honoured for records written then.
+	Revoked bool `json:"r,omitempty"`
 	// Opened is when the session began (Unix ms): a "log out everywhere"
 	// after it ends it, whether or not the user's list still names it.
 	Opened int64 `json:"o"`
@@ -120,11 +125,11 @@ func (s *Server) rotate(ctx context.Context, token string) (session, string, err
 			return errSessionGone
 		}
 		if subtle.ConstantTimeCompare([]byte(secretHash(secret)), []byte(out.Current)) != 1 {
-			// A retired token: someone kept a copy. Revoke the family.
-			out.Revoked = true
-			body, _ := json.Marshal(out)
+			// A retired token: someone kept a copy. Revoke the family by
+			// deleting its key, which is what ends its access tokens too
+			// (checkSession). Its next refresh finds no session.
 			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, key, body, redis.KeepTTL)
+				p.Del(ctx, key)
 				return nil
 			})
 			if err != nil {
@@ -258,14 +263,49 @@ func (s *Server) endSessions(ctx context.Context, user uuid.UUID, before time.Ti
 	return err
 }
 
-// revoked reports whether the caller logged out everywhere after p's
-// access token was issued.
-func (s *Server) revoked(ctx context.Context, p Principal) (bool, error) {
+// checkSession refuses an access token whose session has ended (logout,
+// a reused refresh token, log out everywhere, a password reset, an
+// erasure) or that was issued before the user last logged out
+// everywhere. It costs one round trip to Redis: an EXISTS on the
+// session's key and a GET of the user's cut-off, pipelined.
+//
+// A token that names no session is refused whenever sessions are kept:
+// every token this server issues names one, and a client holding an older
+// token gets a new one from its refresh token.
+func (s *Server) checkSession(ctx context.Context, p Principal) error {
 	if s.Redis == nil {
-		return false, nil
+		return nil
 	}
-	before, err := s.revokedBefore(ctx, p.UserID)
-	return err == nil && p.IssuedAt.UnixMilli() <= before, err
+	ended := unauthorized("This session has ended; log in again.")
+	ended.Type = "session-ended"
+	if len(p.SessionID) != 32 {
+		return ended
+	}
+	var (
+		exists *redis.IntCmd
+		before *redis.StringCmd
+	)
+	_, err := s.Redis.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		exists = pipe.Exists(ctx, s.sessionKey(p.SessionID))
+		before = pipe.Get(ctx, s.revokedBeforeKey(p.UserID))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable(err)
+	}
+	if v, err := before.Result(); err == nil {
+		if cut, _ := strconv.ParseInt(v, 10, 64); p.IssuedAt.UnixMilli() <= cut {
+			return unauthorized("You logged out everywhere; log in again.")
+		}
+	} else if !errors.Is(err, redis.Nil) {
+		return unavailable(err)
+	}
+	if n, err := exists.Result(); err != nil {
+		return unavailable(err)
+	} else if n == 0 {
+		return ended
+	}
+	return nil
 }
 
 // revokedBefore is when the user last logged out everywhere (Unix ms), or

@@ -2,8 +2,13 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
+	"github.com/carebook/carebook/api"
+	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 )
 
@@ -108,4 +113,88 @@ func TestSessionsRotateAndRevoke(t *testing.T) {
 			t.Fatalf("refresh with %q: %d", bad, r.Status)
 		}
 	}
+}
+
+// TestAccessTokensEndWithTheirSession: an access token names its session
+// and works only while the session is open. A logout ends that session's
+// access tokens at once; a reused refresh token ends every access token
+// of its family; the user's other sessions keep working; a token that
+// names no session is refused.
+func TestAccessTokensEndWithTheirSession(t *testing.T) {
+	st := newStack(t)
+	login := func() response {
+		r := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": "john@demo.carebook.test", "password": demo.Password})
+		if r.Status != http.StatusOK {
+			t.Fatalf("login: %d %s", r.Status, r.Raw)
+		}
+		return r
+	}
+	me := func(token string) response { return st.do("GET", "/v1/me", token, nil) }
+	refresh := func(token string) response {
+		return st.do("POST", "/v1/auth/refresh", "", map[string]string{"refresh_token": token})
+	}
+	wantEnded := func(what, token string) {
+		t.Helper()
+		if r := me(token); r.Status != http.StatusUnauthorized || r.problemType() != "session-ended" {
+			t.Errorf("%s: %d %s, want 401 session-ended", what, r.Status, r.Raw)
+		}
+	}
+	wantWorks := func(what, token string) {
+		t.Helper()
+		if r := me(token); r.Status != http.StatusOK {
+			t.Errorf("%s: %d %s, want 200", what, r.Status, r.Raw)
+		}
+	}
+
+	// Logout: that session's access token stops at once, another
+	// session of the same user goes on.
+	a, b := login(), login()
+	wantWorks("before logout", a.str("access_token"))
+	if r := st.do("POST", "/v1/auth/logout", a.str("access_token"), map[string]string{"refresh_token": a.str("refresh_token")}); r.Status != http.StatusNoContent {
+		t.Fatalf("logout: %d %s", r.Status, r.Raw)
+	}
+	wantEnded("the logged-out session's access token", a.str("access_token"))
+	wantWorks("another session after logout", b.str("access_token"))
+
+	// Logging out another of one's sessions with this session's token
+	// ends that one, not this one.
+	c := login()
+	if r := st.do("POST", "/v1/auth/logout", b.str("access_token"), map[string]string{"refresh_token": c.str("refresh_token")}); r.Status != http.StatusNoContent {
+		t.Fatalf("logout of another session: %d %s", r.Status, r.Raw)
+	}
+	wantEnded("the session logged out from elsewhere", c.str("access_token"))
+	wantWorks("the session that logged it out", b.str("access_token"))
+
+	// A reused refresh token: every access token of the family stops,
+	// the first and the refreshed one alike; the other session goes on.
+	d := login()
+	d1 := refresh(d.str("refresh_token"))
+	if d1.Status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", d1.Status, d1.Raw)
+	}
+	wantWorks("the refreshed token", d1.str("access_token"))
+	if r := refresh(d.str("refresh_token")); r.Status != http.StatusUnauthorized {
+		t.Fatalf("reused refresh token: %d %s", r.Status, r.Raw)
+	}
+	wantEnded("the family's first access token after a reuse", d.str("access_token"))
+	wantEnded("the family's newest access token after a reuse", d1.str("access_token"))
+	wantWorks("another session after a reuse", b.str("access_token"))
+
+	// A token without a session (one this server would never issue) is
+	// refused, even correctly signed.
+	tokens, err := api.NewTokens([]byte("test-signing-key-test-signing-key!!"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	john := uuid.MustParse(st.userID("john@demo.carebook.test"))
+	bare, _, err := tokens.Issue(api.Principal{UserID: john, TenantID: st.Demo.Tenant.ID, Role: models.RolePatient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnded("a token naming no session", bare)
+	named, _, err := tokens.Issue(api.Principal{UserID: john, TenantID: st.Demo.Tenant.ID, Role: models.RolePatient, SessionID: strings.Repeat("ab", 16)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnded("a token naming a session that never was", named)
 }

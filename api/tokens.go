@@ -11,8 +11,10 @@ import (
 	"github.com/carebook/carebook/models"
 )
 
-// AccessTTL is the life of an access token: short, because it cannot be
-// revoked before it expires.
+// AccessTTL is the life of an access token. Every request also checks
+// that the token's session is still open (sessions.go), so a logout or a
+// revoked session ends the token at once; the short life bounds what a
+// stolen token is worth should that check be skipped (no Redis).
 const AccessTTL = 15 * time.Minute
 
 const tokenIssuer = "carebook"
@@ -27,6 +29,10 @@ type Principal struct {
 	FacilityID     uuid.UUID // set for staff
 	// IssuedAt is when the access token was issued.
 	IssuedAt time.Time
+	// SessionID is the session (refresh token family) the token was
+	// issued in; the token works only while that session is open. Empty
+	// when the server keeps no sessions (no Redis).
+	SessionID string
 }
 
 type claims struct {
@@ -39,6 +45,9 @@ type claims struct {
 	// IssuedMs is iat in milliseconds: "log out everywhere" must tell a
 	// token issued just before it from one issued just after.
 	IssuedMs int64 `json:"iat_ms,omitempty"`
+	// Session is the session's family ID: logging that session out, or
+	// revoking it for a reused refresh token, ends this token too.
+	Session string `json:"sid,omitempty"`
 }
 
 // Tokens signs and verifies access tokens with HMAC-SHA256.
@@ -73,6 +82,7 @@ func (t *Tokens) Issue(p Principal) (string, time.Time, error) {
 		Tenant:   p.TenantID.String(),
 		Role:     string(p.Role),
 		IssuedMs: now.UnixMilli(),
+		Session:  p.SessionID,
 	}
 	if p.PatientID != uuid.Nil {
 		c.Patient = p.PatientID.String()
@@ -116,6 +126,7 @@ func (t *Tokens) Verify(token string) (Principal, error) {
 	p.PractitionerID = parseOptional(c.Practitioner)
 	p.FacilityID = parseOptional(c.Facility)
 	p.IssuedAt = time.UnixMilli(c.IssuedMs)
+	p.SessionID = c.Session
 	return p, nil
 }
 

@@ -129,6 +129,11 @@ type Patient struct {
 	CreatedAt  time.Time
 	// ErasedAt is when a data subject's erasure pseudonymised the row.
 	ErasedAt *time.Time
+	// Version counts the row's rectifications, from 1: the API's ETag.
+	Version int `gorm:"default:1"`
+	// PreferredLanguage is "en" or "tr", or nil when the patient has not
+	// said.
+	PreferredLanguage *string
 }
 
 // User is a login identity with one role in one tenant.

@@ -98,3 +98,56 @@ func Reveal(ctx context.Context, tx *gorm.DB, keys *keyring.Keyring, tenant, pat
 func binding(patient uuid.UUID, system string) keyring.Binding {
 	return keyring.Binding{Purpose: keyring.PurposeNationalID, Row: keyring.NationalIDRow(patient.String(), system)}
 }
+
+// Valid reports whether value is a well-formed national ID of system,
+// after keyring.Normalize (spaces, dashes, dots and slashes dropped):
+//
+//   - a T.C. Kimlik No is 11 digits, the first not 0, the tenth the
+//     difference of seven times the sum of the odd-placed first nine and
+//     the sum of the even-placed ones, mod 10, and the eleventh the sum
+//     of the first ten, mod 10;
+//   - a US SSN is 9 digits whose area (first three) is not 000, 666 or
+//     9xx, whose group (next two) is not 00 and whose serial (last four)
+//     is not 0000, as the Social Security Administration assigns them.
+//
+// Other systems are not national IDs and are never valid here.
+func Valid(system, value string) bool {
+	v := keyring.Normalize(value)
+	for _, r := range v {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	switch system {
+	case SystemTCKimlik, SystemTCKimlikAlt:
+		return validTCKimlik(v)
+	case SystemUSSSN, SystemUSSSNURI:
+		return validSSN(v)
+	}
+	return false
+}
+
+func validTCKimlik(v string) bool {
+	if len(v) != 11 || v[0] == '0' {
+		return false
+	}
+	d := func(i int) int { return int(v[i] - '0') }
+	odd := d(0) + d(2) + d(4) + d(6) + d(8)
+	even := d(1) + d(3) + d(5) + d(7)
+	if ((odd*7-even)%10+10)%10 != d(9) {
+		return false
+	}
+	sum := 0
+	for i := range 10 {
+		sum += d(i)
+	}
+	return sum%10 == d(10)
+}
+
+func validSSN(v string) bool {
+	if len(v) != 9 {
+		return false
+	}
+	area, group, serial := v[:3], v[3:5], v[5:]
+	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
+}
