@@ -61,6 +61,8 @@ const maxSessionPages = 500
 
 // Retention keeps the database lean: in each tenant it deletes sent
 // notifications and spent Idempotency-Key answers past their retention,
+// deletes export archives past their lifetime, deletes what erasures kept
+// of patients whose retention has run out (unless a legal hold keeps it),
 // moves audit events past the online period to the object store, and
 // anchors the audit head outside the database; then it removes ended
 // sessions from the users' session lists in Redis. Every step is
