@@ -20,9 +20,13 @@ import (
 	"github.com/carebook/carebook/workflows"
 )
 
-// ErasedLabReason is the reason an erasure writes on the unmatched lab
-// messages it dismissed because they named the erased patient.
+// ErasedLabReason starts the reason an erasure writes on the unmatched
+// lab messages it dismissed because they named the erased patient; the
+// request's ID follows, so that a retry of the request finds the rows it
+// marked, and a reason typed by staff is never taken for one.
 const ErasedLabReason = "erased"
+
+func erasedLabReason(request uuid.UUID) string { return ErasedLabReason + ":" + request.String() }
 
 // unmatchedPage is how many unfiled lab messages one query reads.
 const unmatchedPage = 200
@@ -88,7 +92,7 @@ func (p patientIDs) mentions(raw []byte) bool {
 // eraseUnmatchedLabMessages finds the lab messages never filed under
 // anyone (in the staff queue, rejected or dismissed) that name the
 // patient, and erases them: each row is dismissed with the reason
-// "erased" (the row holds IDs, the sender's message ID and the content's
+// "erased:<request ID>" (the row holds IDs, the sender's message ID and the content's
 // hash, none of which names anyone), its workflow waiting for staff is
 // told, and its raw message is deleted from the object store. A message is
 // the patient's when it carries one of their identifiers as matching uses
@@ -124,7 +128,7 @@ func (d *DSR) eraseUnmatchedLabMessages(ctx context.Context, tenant uuid.UUID, r
 				ids.national = append(ids.national, v)
 			}
 		}
-		return tx.Where("status = ? AND reason = ? AND patient_id IS NULL AND raw_key <> ''", models.LabDismissed, ErasedLabReason).
+		return tx.Where("status = ? AND reason = ? AND patient_id IS NULL AND raw_key <> ''", models.LabDismissed, erasedLabReason(row.ID)).
 			Find(&leftover).Error
 	})
 	if err != nil {
@@ -137,8 +141,9 @@ func (d *DSR) eraseUnmatchedLabMessages(ctx context.Context, tenant uuid.UUID, r
 		for {
 			var page []models.LabMessage
 			err := models.InTenant(ctx, d.DB, tenant, func(tx *gorm.DB) error {
-				return tx.Where("patient_id IS NULL AND status IN ? AND raw_key <> '' AND id > ?",
-					[]string{models.LabUnmatched, models.LabRejected, models.LabDismissed}, after).
+				// Those an earlier attempt dismissed are in leftover.
+				return tx.Where("patient_id IS NULL AND status IN ? AND raw_key <> '' AND reason <> ? AND id > ?",
+					[]string{models.LabUnmatched, models.LabRejected, models.LabDismissed}, erasedLabReason(row.ID), after).
 					Order("id").Limit(unmatchedPage).Find(&page).Error
 			})
 			if err != nil {
@@ -168,7 +173,7 @@ func (d *DSR) eraseUnmatchedLabMessages(ctx context.Context, tenant uuid.UUID, r
 		err := models.InTenant(ctx, d.DB, tenant, func(tx *gorm.DB) error {
 			// The reason staff may have written names the patient too.
 			return tx.Model(&models.LabMessage{}).Where("id IN ?", msgIDs).Updates(map[string]any{
-				"status": models.LabDismissed, "reason": ErasedLabReason,
+				"status": models.LabDismissed, "reason": erasedLabReason(row.ID),
 				"resolved_at": gorm.Expr("coalesce(resolved_at, ?)", d.now()), "resolved_by": gorm.Expr("coalesce(resolved_by, ?)", row.RequestedBy)}).Error
 		})
 		if err != nil {
