@@ -30,7 +30,8 @@ const (
 
 // PurgeErased looks at one page of the tenant's erased patients not yet
 // purged, in ID order after req.After, and for each whose retention has
-// run out and who is under no legal hold deletes what the erasure kept:
+// run out (the financial or the medical part, or both) and who is under
+// no legal hold deletes what the erasure kept of it:
 // first the objects still filed under them (lab messages, report PDFs,
 // exports: the erasure deleted them already, this makes sure), then, in
 // one transaction, the rows, through retention_purge_patient, which checks
@@ -94,6 +95,12 @@ func (r *Retention) purgePatient(ctx context.Context, tenant, patient uuid.UUID)
 		}
 		if state != purgeDue {
 			return nil
+		}
+		// The objects belong with the medical records; the erasure
+		// deleted them already, so none should be left to wait.
+		var medical bool
+		if err := tx.Raw(`SELECT medical_due FROM retention_purge_parts(?)`, patient).Scan(&medical).Error; err != nil || !medical {
+			return err
 		}
 		return tx.Raw(`SELECT raw_key FROM lab_messages WHERE patient_id = ? AND raw_key <> ''
 			UNION SELECT pdf_key FROM lab_reports WHERE patient_id = ? AND pdf_key <> ''`, patient, patient).Scan(&keys).Error

@@ -83,11 +83,13 @@ func (st *stack) ageRecords(t *testing.T, patient uuid.UUID, years int) {
 }
 
 // TestRetentionPurgesErasedPatientsPastRetention: the nightly run deletes
-// what an erasure kept once the tenant's retention has run out since the
-// patient's last visit, result and payment, marks the patient purged and
-// records it; a patient erased today is kept; a legal hold placed after
-// the erasure keeps the records until it is released; a second run
-// changes nothing more.
+// what an erasure kept once the tenant's retention has run out: the
+// payment when the financial years since it have passed (the visits
+// stay), everything else when the medical years since the last visit and
+// result have too, and then marks the patient purged, recording each step
+// without a name; a patient erased today is kept; a legal hold placed
+// after the erasure keeps the records until it is released; a further
+// run changes nothing more.
 func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 	st := newStack(t)
 	ctx := context.Background()
@@ -107,9 +109,14 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 	if r := st.do("POST", "/v1/patients/"+paul.String()+"/legal-holds", admin, map[string]any{"reason": "Case 2026-211 discovery"}); r.Status != http.StatusCreated {
 		t.Fatalf("hold: %d %s", r.Status, r.Raw)
 	}
-	// Forty years on for Philip and Paul: past the default 20 and 10.
-	st.ageRecords(t, philip, 40)
-	st.ageRecords(t, paul, 40)
+	// Financial records 5 years, medical 30; eight years on for Philip
+	// and Paul.
+	if r := st.do("PUT", "/v1/retention-settings", admin, map[string]any{"jurisdiction": "TR", "medical_records_years": 30,
+		"financial_records_years": 5}); r.Status != http.StatusOK {
+		t.Fatalf("retention settings: %d %s", r.Status, r.Raw)
+	}
+	st.ageRecords(t, philip, 8)
+	st.ageRecords(t, paul, 8)
 
 	kept := map[string]string{
 		"appointments":     "SELECT count(*) FROM appointments WHERE patient_id = ?",
@@ -134,6 +141,26 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 
 	res := st.runRetention(t)
 	if res.Purge.Purged != 1 || res.Purge.Held != 1 || res.Purge.Kept != 1 || res.Purge.Rows == 0 {
+		t.Fatalf("purge %+v, want Philip's payment purged, Paul held, John kept", res.Purge)
+	}
+	for name, q := range kept {
+		want := before[philip][name]
+		if name == "payments" {
+			want = 0
+		}
+		if n := st.count(q, philip); n != want {
+			t.Errorf("Philip's %s after the financial years: %d, want %d", name, n, want)
+		}
+	}
+	if n := st.count("SELECT count(*) FROM patients WHERE id = ? AND purged_at IS NULL AND medical_purged_at IS NULL", philip); n != 1 {
+		t.Error("Philip is marked purged while his medical records are kept")
+	}
+
+	// Forty more years: past the medical years too.
+	st.ageRecords(t, philip, 40)
+	st.ageRecords(t, paul, 40)
+	res = st.runRetention(t)
+	if res.Purge.Purged != 1 || res.Purge.Held != 1 || res.Purge.Kept != 1 || res.Purge.Rows == 0 {
 		t.Fatalf("purge %+v, want Philip purged, Paul held, John kept", res.Purge)
 	}
 	for name, q := range kept {
@@ -152,8 +179,8 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 	if n := st.count("SELECT count(*) FROM patients WHERE id IN (?, ?) AND purged_at IS NULL", john, paul); n != 2 {
 		t.Error("a kept patient was marked purged")
 	}
-	if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'retention-purge' AND patient_id = ? AND actor_role = 'system'", philip); n != 1 {
-		t.Errorf("purge audit events for Philip: %d, want 1", n)
+	if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'retention-purge' AND patient_id = ? AND actor_role = 'system'", philip); n != 2 {
+		t.Errorf("purge audit events for Philip: %d, want 2 (financial, then the rest)", n)
 	}
 	if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'retention-purge' AND (reason ILIKE '%Philip%' OR reason ILIKE '%Johnson%')"); n != 0 {
 		t.Error("the purge event names the patient")
@@ -174,13 +201,13 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 	}
 	res = st.runRetention(t)
 	if res.Purge.Purged != 1 || res.Purge.Held != 0 || res.Purge.Kept != 1 {
-		t.Fatalf("second run %+v, want Paul purged and John kept", res.Purge)
+		t.Fatalf("third run %+v, want Paul purged and John kept", res.Purge)
 	}
 	if n := st.count("SELECT count(*) FROM patients WHERE id = ? AND purged_at IS NOT NULL", paul); n != 1 {
 		t.Error("Paul was not purged after the hold was released")
 	}
-	if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'retention-purge' AND patient_id = ?", philip); n != 1 {
-		t.Errorf("Philip's purge recorded %d times after a second run", n)
+	if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'retention-purge' AND patient_id = ?", philip); n != 2 {
+		t.Errorf("Philip's purge recorded %d times after a further run", n)
 	}
 	if v := st.do("GET", "/v1/audit-events/verify", admin, nil); v.Body["ok"] != true {
 		t.Errorf("audit chain after the purge: %s", v.Raw)

@@ -79,8 +79,10 @@ type PurgeErasedRequest struct {
 }
 
 // PurgeResult counts what the purge of erased patients found: patients
-// whose kept records were deleted, patients still inside retention, and
-// patients a legal hold keeps; Rows is how many rows were deleted. After
+// whose kept records were deleted (in part, when only the financial or
+// the medical years have run out, or in whole), patients still inside
+// retention, and patients a legal hold keeps; Rows is how many rows were
+// deleted. After
 // is where the next page starts, and More says there is one.
 type PurgeResult struct {
 	Purged int
