@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"gorm.io/gorm"
 
+	"github.com/carebook/carebook/audit"
 	"github.com/carebook/carebook/keyring"
 	"github.com/carebook/carebook/labs"
 	"github.com/carebook/carebook/models"
@@ -172,9 +173,20 @@ func (d *DSR) eraseUnmatchedLabMessages(ctx context.Context, tenant uuid.UUID, r
 		}
 		err := models.InTenant(ctx, d.DB, tenant, func(tx *gorm.DB) error {
 			// The reason staff may have written names the patient too.
-			return tx.Model(&models.LabMessage{}).Where("id IN ?", msgIDs).Updates(map[string]any{
+			if err := tx.Model(&models.LabMessage{}).Where("id IN ?", msgIDs).Updates(map[string]any{
 				"status": models.LabDismissed, "reason": erasedLabReason(row.ID),
-				"resolved_at": gorm.Expr("coalesce(resolved_at, ?)", d.now()), "resolved_by": gorm.Expr("coalesce(resolved_by, ?)", row.RequestedBy)}).Error
+				"resolved_at": gorm.Expr("coalesce(resolved_at, ?)", d.now()), "resolved_by": gorm.Expr("coalesce(resolved_by, ?)", row.RequestedBy)}).Error; err != nil {
+				return err
+			}
+			// Each is recorded under the patient it named, by the request.
+			for _, id := range msgIDs {
+				ev := models.AuditEvent{TenantID: tenant, ActorRole: "system", Action: "dsr-erasure-lab-message", ResourceType: "lab_message",
+					ResourceID: &id, PatientID: &row.PatientID, Reason: "data subject request " + row.ID.String(), At: d.now()}
+				if err := audit.Append(tx, d.AuditKey, &ev); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return 0, fmt.Errorf("dismiss lab messages: %w", err)

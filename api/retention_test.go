@@ -343,6 +343,16 @@ func TestErasureFindsUnmatchedLabMessages(t *testing.T) {
 			t.Errorf("raw of an erased message: %d, want 404", r.Status)
 		}
 	}
+	for _, c := range []struct {
+		name    string
+		message models.LabMessage
+		patient uuid.UUID
+	}{{"Philip's", philipMsg, st.philip()}, {"Paul's", paulMsg, st.paul()}} {
+		if n := st.count("SELECT count(*) FROM audit_events WHERE action = 'dsr-erasure-lab-message' AND resource_id = ? AND patient_id = ?",
+			c.message.ID, c.patient); n != 1 {
+			t.Errorf("%s erased lab message audited %d times, want 1", c.name, n)
+		}
+	}
 	other := st.labMessage(tenant, "hl7v2", otherMsg.MessageID)
 	if other.Status != models.LabUnmatched || other.RawKey == "" {
 		t.Errorf("a message naming someone else: %s %q", other.Status, other.RawKey)
