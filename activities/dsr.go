@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"gorm.io/gorm"
 
@@ -48,6 +49,9 @@ type DSR struct {
 	Keys *keyring.Keyring
 	// Now reads the clock; nil means time.Now.
 	Now func() time.Time
+	// Temporal closes the workflows of unmatched lab messages an erasure
+	// dismisses; nil leaves them waiting (their rows say dismissed).
+	Temporal client.Client
 }
 
 // nationalIDsFile holds the patient's national ID numbers, opened.
@@ -396,7 +400,8 @@ func entry(name string, body []byte, records int) manifestEntry {
 // DSREraseObjects deletes the patient's files from the object store: the
 // raw lab messages filed under them and the PDFs rendered from them (both
 // carry the name and identifiers as the lab sent them), and every export
-// archive of them. It answers how many objects it deleted.
+// archive of them; and the unmatched lab messages that name them (see
+// eraseUnmatchedLabMessages). It answers how many objects it deleted.
 func (d *DSR) DSREraseObjects(ctx context.Context, in workflows.DSRInput) (int, error) {
 	tenant, row, err := d.request(ctx, in)
 	if err != nil {
@@ -420,7 +425,12 @@ func (d *DSR) DSREraseObjects(ctx context.Context, in workflows.DSRInput) (int, 
 	if err != nil {
 		return 0, err
 	}
-	return len(keys) + n, nil
+	// Messages never filed under anyone that name the patient.
+	u, err := d.eraseUnmatchedLabMessages(ctx, tenant, row)
+	if err != nil {
+		return 0, err
+	}
+	return len(keys) + n + u, nil
 }
 
 // Redis key names of sessions: the api's (internal/sessionkeys).

@@ -163,6 +163,7 @@ func (s *Server) verifyAudit(c *gin.Context) error {
 		breaks[i] = gin.H{"seq": b.Seq, "why": b.Why}
 	}
 	c.JSON(http.StatusOK, gin.H{"ok": rep.OK(), "events": rep.Events, "head": rep.Head, "breaks": breaks,
-		"archived": rep.Archived, "segments": rep.Segments, "anchored": rep.Anchored})
+		"archived": rep.Archived, "segments": rep.Segments, "anchored": rep.Anchored,
+		"reanchored": rep.Reanchored})
 	return nil
 }

@@ -44,6 +44,10 @@ type dsrView struct {
 	FinancialRetainedUntil string     `json:"financial_retained_until,omitempty"`
 	WorkflowID             string     `json:"workflow_id,omitempty"`
 	WorkflowURL            string     `json:"workflow_url,omitempty"`
+
+	// ArchiveExpiresAt is when a completed export's archive is deleted
+	// (models.ExportArchiveLifetime after completion).
+	ArchiveExpiresAt *time.Time `json:"archive_expires_at,omitempty"`
 }
 
 func (s *Server) viewDSR(c *gin.Context, r models.DSRRequest) dsrView {
@@ -51,6 +55,10 @@ func (s *Server) viewDSR(c *gin.Context, r models.DSRRequest) dsrView {
 		RequestedBy: r.RequestedBy.String(), RequestedAt: r.RequestedAt.UTC(), StartedAt: utcPtr(r.StartedAt),
 		CompletedAt: utcPtr(r.CompletedAt), MedicalRetainedUntil: datePtr(r.MedicalRetainedUntil),
 		FinancialRetainedUntil: datePtr(r.FinancialRetainedUntil)}
+	if r.Kind == models.DSRExport && r.Status == models.DSRCompleted && r.CompletedAt != nil {
+		exp := r.CompletedAt.UTC().Add(models.ExportArchiveLifetime)
+		v.ArchiveExpiresAt = &exp
+	}
 	// Operators follow the workflow; a patient has no use for the link.
 	if principal(c).Role != models.RolePatient {
 		v.WorkflowID, v.WorkflowURL = r.WorkflowID, s.temporalLink(r.WorkflowID)
@@ -204,7 +212,8 @@ func (s *Server) startDSR(ctx context.Context, r models.DSRRequest) error {
 
 // getDSR handles GET /v1/dsr/{id}: a request's state and, for a completed
 // export, a download link valid for five minutes. Patients see their own
-// requests only. Handing out a link is recorded as a download.
+// requests only. Handing out a link is recorded as a download. An export
+// past its lifetime answers 410 export-expired.
 func (s *Server) getDSR(c *gin.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
@@ -224,6 +233,9 @@ func (s *Server) getDSR(c *gin.Context) error {
 		} else if !ok {
 			return notFound("request")
 		}
+		if exportExpired(row, s.Now()) {
+			return exportGone()
+		}
 		v = s.viewDSR(c, row)
 		action := "read"
 		if row.Kind == models.DSRExport && row.Status == models.DSRCompleted && row.ArchiveKey != "" {
@@ -242,6 +254,28 @@ func (s *Server) getDSR(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, v)
 	return nil
+}
+
+// exportExpired reports whether an export's archive has passed its
+// lifetime: marked expired by the retention run, or completed longer ago
+// than models.ExportArchiveLifetime and waiting for the next run.
+func exportExpired(r models.DSRRequest, now time.Time) bool {
+	if r.Kind != models.DSRExport {
+		return false
+	}
+	if r.Status == models.DSRExpired {
+		return true
+	}
+	return r.Status == models.DSRCompleted && r.CompletedAt != nil && !now.Before(r.CompletedAt.Add(models.ExportArchiveLifetime))
+}
+
+// exportGone is the answer for an expired export: 410, so a client tells
+// it from a request that never existed; asking again makes a fresh one.
+func exportGone() *Problem {
+	p := newProblem(KindNotFound, "export-expired", "Gone",
+		"This export's archive was deleted after its lifetime; ask for a new export.")
+	p.Status = http.StatusGone
+	return p
 }
 
 // listPatientDSR handles GET /v1/patients/{id}/dsr: a patient's requests,

@@ -157,7 +157,8 @@ func (s *Server) getLabMessage(c *gin.Context) error {
 		return err
 	}
 	v := s.labMessageOf(m)
-	if m.Status == models.LabRejected {
+	// A rejected message is not read; an erased one is gone.
+	if m.Status == models.LabRejected || m.RawKey == "" {
 		c.JSON(http.StatusOK, v)
 		return nil
 	}
@@ -349,6 +350,10 @@ func (s *Server) labMessageRaw(c *gin.Context) error {
 		var err error
 		if m, err = s.openLabMessage(c, tx); err != nil {
 			return err
+		}
+		if m.RawKey == "" {
+			// An erasure deleted the message it named the patient in.
+			return notFound("lab message")
 		}
 		return s.audit(c, tx, "read-raw", "lab_message", &m.ID, m.PatientID, "")
 	})

@@ -137,7 +137,7 @@ func TestArchivedChainVerifies(t *testing.T) {
 	// New events after the anchor still verify, and move the anchor.
 	a.appendAt(t, a.a, 2, a.now)
 	rep, err = audit.Verify(context.Background(), a.app, key, a.a.Tenant.ID, audit.WithArchive(a.store), audit.WithAnchor(time.Now))
-	if err != nil || !rep.OK() || rep.Anchored != 8 {
+	if err != nil || !rep.OK() || rep.Anchored != 8 || rep.Reanchored != 10 {
 		t.Fatalf("%+v %v", rep, err)
 	}
 	if rep := a.verify(t); !rep.OK() || rep.Anchored != 10 {

@@ -126,6 +126,12 @@ type Report struct {
 	Head     int64
 	Anchored int64   // seq of the newest head anchor checked; 0 without one
 	Breaks   []Break // empty when the chain holds
+
+	// Reanchored is the seq of the anchor WithAnchor left as the newest
+	// after the check: the head just verified. Anchored is the one found
+	// before it, so it trails the head by whatever arrived since the last
+	// anchor; this is what the next check will compare against.
+	Reanchored int64
 }
 
 // OK reports whether the chain holds.
@@ -268,9 +274,11 @@ func Verify(ctx context.Context, db *gorm.DB, key []byte, tenant uuid.UUID, opts
 		}
 	}
 	if rep.OK() && o.anchor != nil && o.store != nil {
-		if _, err := writeAnchor(ctx, o.store, key, head, o.anchor()); err != nil {
+		a, err := writeAnchor(ctx, o.store, key, head, o.anchor())
+		if err != nil {
 			return rep, err
 		}
+		rep.Reanchored = a.Seq
 	}
 	return rep, nil
 }

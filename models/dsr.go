@@ -21,7 +21,19 @@ const (
 	DSRCompleted = "completed"
 	DSRRefused   = "refused"
 	DSRFailed    = "failed"
+	// DSRExpired is an export whose archive was deleted after
+	// ExportArchiveLifetime.
+	DSRExpired = "expired"
 )
+
+// ExportArchiveLifetime is how long an export's archive stays in the
+// object store after the export completed. A week is time enough to
+// download it, even for a patient who reads their mail on weekends; after
+// that a copy of everything about the patient should not lie around, and
+// asking again makes a fresh one. The nightly retention run deletes the
+// archive and marks the request expired; the api refuses a link to it
+// from this age on, whether or not the run has come yet.
+const ExportArchiveLifetime = 7 * 24 * time.Hour
 
 // DSROutcomeLegalHold is the outcome of an erasure refused because a legal
 // hold on the patient was active when it ran.

@@ -27,6 +27,8 @@ func RegisterRetention(r Registrar, d Deps) {
 		workflows.ActivityArchiveAuditSegment: a.ArchiveAuditSegment,
 		workflows.ActivityAnchorAuditHead:     a.AnchorAuditHead,
 		workflows.ActivityPruneSessions:       a.PruneSessions,
+		workflows.ActivityPurgeErased:         a.PurgeErased,
+		workflows.ActivityExpireExports:       a.ExpireExports,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

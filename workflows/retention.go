@@ -32,6 +32,25 @@ func retentionStep(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// retentionPurgeStep sets the options of the steps that delete patients'
+// kept records and export archives: each call works through a page of
+// patients or requests, deleting objects in the store one by one, so it
+// heartbeats after each, and a worker that dies mid-page is noticed within
+// a minute and the page retried (every deletion is idempotent).
+func retentionPurgeStep(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    5 * time.Minute,
+		HeartbeatTimeout:       time.Minute,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy:            retentionRetry,
+	})
+}
+
+// maxPurgePages bounds the pages of erased patients (and of expired
+// exports) one tenant's run walks, for the same reason as
+// maxSegmentsPerRun; what is left is done the next night.
+const maxPurgePages = 100
+
 // maxSegmentsPerRun bounds the archive steps of one tenant in one run,
 // which keeps the run's history small; a backlog larger than this (the
 // first run over years of log) is worked off over the following nights.
@@ -42,6 +61,8 @@ const maxSessionPages = 500
 
 // Retention keeps the database lean: in each tenant it deletes sent
 // notifications and spent Idempotency-Key answers past their retention,
+// deletes export archives past their lifetime, deletes what erasures kept
+// of patients whose retention has run out (unless a legal hold keeps it),
 // moves audit events past the online period to the object store, and
 // anchors the audit head outside the database; then it removes ended
 // sessions from the users' session lists in Redis. Every step is
@@ -83,8 +104,12 @@ type retention struct {
 	ctx workflow.Context
 }
 
-// tenant runs one tenant's steps: prune, archive, anchor. The anchor comes
-// last so that it records the head the archive was checked against.
+// tenant runs one tenant's steps: prune, expire exports, purge erased
+// patients past retention, archive, anchor. The purge comes before the
+// archive so that its audit events are in the head the run anchors; the
+// anchor comes last so that it records the head the archive was checked
+// against. A failed expiry or purge is reported and the archive still
+// runs.
 func (r *retention) tenant(id string) TenantRetention {
 	out := TenantRetention{TenantID: id}
 	req := RetentionTenantRequest{TenantID: id}
@@ -92,6 +117,14 @@ func (r *retention) tenant(id string) TenantRetention {
 	if err := workflow.ExecuteActivity(r.ctx, ActivityPruneTenant, req).Get(r.ctx, &out.Prune); err != nil {
 		out.Err = "prune: " + err.Error()
 		return out
+	}
+
+	if err := r.expireExports(req, &out); err != nil {
+		out.Err = "expire exports: " + err.Error()
+	}
+
+	if err := r.purgeErased(id, &out.Purge); err != nil && out.Err == "" {
+		out.Err = "purge erased patients: " + err.Error()
 	}
 
 	for range maxSegmentsPerRun {
@@ -115,8 +148,49 @@ func (r *retention) tenant(id string) TenantRetention {
 	}
 	out.AnchoredSeq = anchor.Seq
 	workflow.GetLogger(r.ctx).Info("retention tenant done", "tenantID", id, "outbox", out.Prune.Outbox,
-		"idempotency", out.Prune.Idempotency, "archived", out.ArchivedEvents, "anchored", out.AnchoredSeq)
+		"idempotency", out.Prune.Idempotency, "archived", out.ArchivedEvents, "anchored", out.AnchoredSeq,
+		"expiredExports", out.ExpiredExports, "purged", out.Purge.Purged, "held", out.Purge.Held)
 	return out
+}
+
+// expireExports deletes the tenant's export archives past their lifetime,
+// a page at a time.
+func (r *retention) expireExports(req RetentionTenantRequest, out *TenantRetention) error {
+	ctx := retentionPurgeStep(r.ctx)
+	for range maxPurgePages {
+		var page ExpireResult
+		if err := workflow.ExecuteActivity(ctx, ActivityExpireExports, req).Get(ctx, &page); err != nil {
+			return err
+		}
+		out.ExpiredExports += page.Expired
+		if !page.More {
+			break
+		}
+	}
+	return nil
+}
+
+// purgeErased walks the tenant's erased patients not yet purged, a page at
+// a time, and deletes what their erasure kept once retention has run out
+// and no legal hold stands.
+func (r *retention) purgeErased(tenant string, total *PurgeResult) error {
+	ctx := retentionPurgeStep(r.ctx)
+	req := PurgeErasedRequest{TenantID: tenant}
+	for range maxPurgePages {
+		var page PurgeResult
+		if err := workflow.ExecuteActivity(ctx, ActivityPurgeErased, req).Get(ctx, &page); err != nil {
+			return err
+		}
+		total.Purged += page.Purged
+		total.Kept += page.Kept
+		total.Held += page.Held
+		total.Rows += page.Rows
+		if !page.More {
+			break
+		}
+		req.After = page.After
+	}
+	return nil
 }
 
 // sessions scans every user's session list once.

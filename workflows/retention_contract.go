@@ -18,6 +18,8 @@ const (
 	ActivityArchiveAuditSegment = "ArchiveAuditSegment"
 	ActivityAnchorAuditHead     = "AnchorAuditHead"
 	ActivityPruneSessions       = "PruneSessions"
+	ActivityPurgeErased         = "PurgeErased"
+	ActivityExpireExports       = "ExpireExports"
 )
 
 // ErrTypeAuditChainBroken is an archive step that found the events it
@@ -69,6 +71,36 @@ type PruneSessionsResult struct {
 	Cursor  uint64
 }
 
+// PurgeErasedRequest continues a tenant's walk over its erased patients
+// after the patient ID After (the nil UUID starts one).
+type PurgeErasedRequest struct {
+	TenantID string
+	After    string
+}
+
+// PurgeResult counts what the purge of erased patients found: patients
+// whose kept records were deleted (in part, when only the financial or
+// the medical years have run out, or in whole), patients still inside
+// retention, and patients a legal hold keeps; Rows is how many rows were
+// deleted. After
+// is where the next page starts, and More says there is one.
+type PurgeResult struct {
+	Purged int
+	Kept   int
+	Held   int
+	Rows   int64
+	After  string
+	More   bool
+}
+
+// ExpireResult is what ExpireExports did: export archives deleted after
+// their lifetime (their requests marked expired), and whether more are
+// left for another call.
+type ExpireResult struct {
+	Expired int
+	More    bool
+}
+
 // TenantRetention is what a run did in one tenant.
 type TenantRetention struct {
 	TenantID        string
@@ -76,7 +108,9 @@ type TenantRetention struct {
 	ArchivedEvents  int64
 	ArchivedThrough int64 // last archived seq, 0 when nothing was
 	AnchoredSeq     int64
-	Err             string `json:",omitempty"` // why the tenant's steps failed
+	Purge           PurgeResult // erased patients past retention
+	ExpiredExports  int         // export archives past their lifetime
+	Err             string      `json:",omitempty"` // why the tenant's steps failed
 }
 
 // RetentionResult is what Retention returns.

@@ -83,7 +83,11 @@ func runAudit(ctx context.Context, cfg Config, _ *slog.Logger) error {
 			continue
 		}
 		if rep.OK() {
-			fmt.Printf("ok      %s  %d events (%d archived), head %d, anchor %d\n", t.Slug, rep.Events, rep.Archived, rep.Head, rep.Anchored)
+			// The anchor the head was checked against, and the one this
+			// check left (the head itself): printing only the first showed
+			// the anchor one check behind.
+			fmt.Printf("ok      %s  %d events (%d archived), head %d, anchor %d, checked against %d\n",
+				t.Slug, rep.Events, rep.Archived, rep.Head, rep.Reanchored, rep.Anchored)
 			continue
 		}
 		broken++

@@ -137,6 +137,10 @@ func dsrActivities(cfg Config, db *gorm.DB, store *objstore.Store, rdb *redis.Cl
 
 func serveWorker(ctx context.Context, tc client.Client, db *gorm.DB, accts *accounts.Accounts, store *objstore.Store,
 	ret *activities.Retention, logger *slog.Logger, dsr *activities.DSR) error {
+	if dsr != nil && dsr.Temporal == nil {
+		// An erasure closes the workflows of the lab messages it dismisses.
+		dsr.Temporal = tc
+	}
 	w := workers.New(tc, workers.Deps{
 		Appointments: &activities.Appointments{DB: db},
 		Payments:     &activities.Payments{DB: db, Accounts: accts},
