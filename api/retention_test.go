@@ -102,6 +102,22 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 	if st.dsrWait(t, admin, exp.str("id")).str("status") != "completed" {
 		t.Fatal("export did not complete")
 	}
+	// A signed note on one of Philip's visits, with an addendum, written
+	// long before everything else (so that it does not move his last
+	// medical date): kept with his visits, then deleted with them.
+	note, addendum := uuid.New(), uuid.New()
+	for _, q := range []struct {
+		id     uuid.UUID
+		amends any
+	}{{note, nil}, {addendum, note}} {
+		if err := st.Admin.Exec(`INSERT INTO clinical_notes (id, tenant_id, patient_id, author_id, appointment_id, kind, amends, body_sealed,
+				created_at, updated_at, signed_at, signed_by)
+			SELECT ?, a.tenant_id, a.patient_id, a.practitioner_id, a.id, 'progress', ?, '\x00', now() - interval '60 years', now() - interval '60 years',
+				now() - interval '60 years', a.practitioner_id
+			FROM appointments a WHERE a.patient_id = ? ORDER BY a.starts_at LIMIT 1`, q.id, q.amends, philip).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, p := range []uuid.UUID{philip, john, paul} {
 		st.erase(t, admin, p)
 	}
@@ -125,6 +141,7 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 		"lab observations": "SELECT count(*) FROM lab_observations WHERE patient_id = ?",
 		"consents":         "SELECT count(*) FROM consents WHERE patient_id = ?",
 		"care assignments": "SELECT count(*) FROM care_assignments WHERE patient_id = ?",
+		"clinical notes":   "SELECT count(*) FROM clinical_notes WHERE patient_id = ?",
 	}
 	before := map[uuid.UUID]map[string]int64{}
 	for _, p := range []uuid.UUID{philip, john, paul} {
@@ -133,7 +150,7 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 			before[p][name] = st.count(q, p)
 		}
 	}
-	for _, name := range []string{"appointments", "payments", "lab reports", "lab observations", "consents"} {
+	for _, name := range []string{"appointments", "payments", "lab reports", "lab observations", "consents", "clinical notes"} {
 		if before[philip][name] == 0 {
 			t.Fatalf("Philip has no %s before the run: the test shows nothing", name)
 		}

@@ -20,10 +20,11 @@ CREATE INDEX dsr_requests_exports_done ON dsr_requests (tenant_id, completed_at)
 -- (whenever it was placed), and whether each part of what the erasure
 -- kept may go:
 --
---   medical records (visits, lab results, consents, break-glass grants,
---   care relations, notifications) medical_records_years after the
---   patient's last visit ended or last lab result was filed, or after the
---   erasure when there is neither; financial records (payments, refunds,
+--   medical records (visits, lab results, clinical notes, consents,
+--   break-glass grants, care relations, notifications, and any message
+--   thread left) medical_records_years after the patient's last visit
+--   ended, last lab result was filed or last note was signed, or after the
+--   erasure when there is none; financial records (payments, refunds,
 --   the provider's events about them) financial_records_years after the
 --   last payment was created. Years are the tenant's retention settings
 --   as they are now (models.DefaultRetention without a row: 20 and 10),
@@ -56,7 +57,8 @@ BEGIN
     med_years := coalesce(med_years, 20);
     fin_years := coalesce(fin_years, 10);
     SELECT greatest((SELECT max(ends_at) FROM appointments WHERE tenant_id = pat.tenant_id AND patient_id = pat.id),
-                    (SELECT max(filed_at) FROM lab_reports WHERE tenant_id = pat.tenant_id AND patient_id = pat.id))
+                    (SELECT max(filed_at) FROM lab_reports WHERE tenant_id = pat.tenant_id AND patient_id = pat.id),
+                    (SELECT max(coalesce(signed_at, created_at)) FROM clinical_notes WHERE tenant_id = pat.tenant_id AND patient_id = pat.id))
         INTO last_med;
     SELECT max(created_at) INTO last_fin FROM payments WHERE tenant_id = pat.tenant_id AND patient_id = pat.id;
     has_payments := last_fin IS NOT NULL;
@@ -133,6 +135,14 @@ BEGIN
         GET DIAGNOSTICS c = ROW_COUNT; n := n + c;
         DELETE FROM lab_messages m WHERE m.tenant_id = t AND m.patient_id = p_patient
             AND NOT EXISTS (SELECT 1 FROM lab_reports r WHERE r.tenant_id = t AND r.message_id = m.id);
+        GET DIAGNOSTICS c = ROW_COUNT; n := n + c;
+        -- Notes before the visits they name; addenda go with their
+        -- originals in the same statement.
+        DELETE FROM clinical_notes WHERE tenant_id = t AND patient_id = p_patient;
+        GET DIAGNOSTICS c = ROW_COUNT; n := n + c;
+        -- An erasure deleted the threads; one a proxy opened since would
+        -- go here (messages and read marks follow their thread).
+        DELETE FROM message_threads WHERE tenant_id = t AND patient_id = p_patient;
         GET DIAGNOSTICS c = ROW_COUNT; n := n + c;
         DELETE FROM consents WHERE tenant_id = t AND patient_id = p_patient;
         GET DIAGNOSTICS c = ROW_COUNT; n := n + c;
