@@ -256,6 +256,10 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 		return workflows.DSRExported{}, err
 	}
 	subject := exportSubject{patient: row.PatientID, releasedOnly: row.RequestedRole == string(models.RolePatient)}
+	// Clinical notes and messages are opened only for the patient (or a
+	// proxy for them): staff and admins, who read neither through the API,
+	// get them listed with their text withheld.
+	opensText := row.RequestedRole == string(models.RolePatient)
 	files := map[string][]byte{}
 	var manifest exportManifest
 	var pdfs []struct {
@@ -311,7 +315,7 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 			manifest.Files = append(manifest.Files, entry(nationalIDsFile, body, len(list)))
 			// The signed clinical notes: the patient's right of access
 			// covers what their doctors wrote.
-			notes, err := d.clinicalNotes(ctx, tx, tenant, row.PatientID, row.RequestedRole == string(models.RolePatient))
+			notes, err := d.clinicalNotes(ctx, tx, tenant, row.PatientID, opensText)
 			if err != nil {
 				return err
 			}
@@ -321,8 +325,8 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 			files[clinicalNotesFile] = body
 			manifest.Files = append(manifest.Files, entry(clinicalNotesFile, body, len(notes)))
 		}
-		// The patient's message threads, opened (dsr_messages.go).
-		msgs, threads, err := d.exportMessages(ctx, tx, tenant, row.PatientID)
+		// The patient's message threads (dsr_messages.go).
+		msgs, threads, err := d.exportMessages(ctx, tx, tenant, row.PatientID, opensText)
 		if err != nil {
 			return fmt.Errorf("export messages: %w", err)
 		}

@@ -14,7 +14,10 @@ import (
 )
 
 // messagesFile holds the patient's message threads and their messages,
-// opened.
+// opened when the patient (or their proxy) asked for the export. An export
+// staff or an admin asked for lists the threads and messages without their
+// text, as it does clinical notes: the desk and the privacy officer have
+// no messaging route, and an export must not be one.
 const messagesFile = "messages.json"
 
 // exportedThread is one thread of messages.json.
@@ -22,11 +25,13 @@ type exportedThread struct {
 	ID               string            `json:"id"`
 	PractitionerID   string            `json:"practitioner_id"`
 	PractitionerName string            `json:"practitioner_name"`
-	Subject          string            `json:"subject"`
+	Subject          string            `json:"subject,omitempty"`
 	StartedRole      string            `json:"started_role"`
 	CreatedAt        time.Time         `json:"created_at"`
 	ClosedAt         *time.Time        `json:"closed_at,omitempty"`
 	Messages         []exportedMessage `json:"messages"`
+	// TextWithheld says the subject and the bodies were left out.
+	TextWithheld bool `json:"text_withheld,omitempty"`
 }
 
 type exportedMessage struct {
@@ -35,14 +40,15 @@ type exportedMessage struct {
 	SenderUser      string    `json:"sender_user"`
 	SenderPatientID string    `json:"sender_patient_id,omitempty"`
 	SentAt          time.Time `json:"sent_at"`
-	Body            string    `json:"body"`
+	Body            string    `json:"body,omitempty"`
+	TextWithheld    bool      `json:"text_withheld,omitempty"`
 }
 
 // exportMessages renders messages.json: every thread about the patient
 // (whoever wrote in it: the patient, a proxy for them, the doctor) with
-// its subject and messages opened, oldest first. It answers the file and
-// the number of threads.
-func (d *DSR) exportMessages(ctx context.Context, tx *gorm.DB, tenant, patient uuid.UUID) ([]byte, int, error) {
+// its subject and messages opened when open is true, oldest first. It
+// answers the file and the number of threads.
+func (d *DSR) exportMessages(ctx context.Context, tx *gorm.DB, tenant, patient uuid.UUID, open bool) ([]byte, int, error) {
 	var threads []struct {
 		ID               uuid.UUID
 		PractitionerID   uuid.UUID
@@ -58,18 +64,21 @@ func (d *DSR) exportMessages(ctx context.Context, tx *gorm.DB, tenant, patient u
 		WHERE mt.patient_id = ? ORDER BY mt.created_at, mt.id`, patient).Scan(&threads).Error; err != nil {
 		return nil, 0, fmt.Errorf("load threads: %w", err)
 	}
-	if len(threads) > 0 && d.Keys == nil {
+	if open && len(threads) > 0 && d.Keys == nil {
 		return nil, 0, errors.New("messages are sealed and the export has no keyring")
 	}
 	out := make([]exportedThread, 0, len(threads))
 	for _, t := range threads {
-		subject, err := d.Keys.OpenFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeMessageSubject, Row: t.ID.String()}, t.SubjectSealed)
-		if err != nil {
-			return nil, 0, fmt.Errorf("open a thread's subject: %w", err)
-		}
 		et := exportedThread{ID: t.ID.String(), PractitionerID: t.PractitionerID.String(), PractitionerName: t.PractitionerName,
-			Subject: subject, StartedRole: t.StartedRole, CreatedAt: t.CreatedAt.UTC(), ClosedAt: timePtr(derefTime(t.ClosedAt)),
-			Messages: []exportedMessage{}}
+			StartedRole: t.StartedRole, CreatedAt: t.CreatedAt.UTC(), ClosedAt: timePtr(derefTime(t.ClosedAt)),
+			Messages: []exportedMessage{}, TextWithheld: !open}
+		if open {
+			subject, err := d.Keys.OpenFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeMessageSubject, Row: t.ID.String()}, t.SubjectSealed)
+			if err != nil {
+				return nil, 0, fmt.Errorf("open a thread's subject: %w", err)
+			}
+			et.Subject = subject
+		}
 		var msgs []struct {
 			ID              uuid.UUID
 			SenderRole      string
@@ -83,12 +92,15 @@ func (d *DSR) exportMessages(ctx context.Context, tx *gorm.DB, tenant, patient u
 			return nil, 0, fmt.Errorf("load messages: %w", err)
 		}
 		for _, m := range msgs {
-			body, err := d.Keys.OpenFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeMessageBody,
-				Row: keyring.MessageBodyRow(t.ID.String(), m.ID.String())}, m.BodySealed)
-			if err != nil {
-				return nil, 0, fmt.Errorf("open a message: %w", err)
+			em := exportedMessage{ID: m.ID.String(), SenderRole: m.SenderRole, SenderUser: m.SenderUser.String(), SentAt: m.SentAt.UTC(), TextWithheld: !open}
+			if open {
+				body, err := d.Keys.OpenFor(ctx, tenant, keyring.Binding{Purpose: keyring.PurposeMessageBody,
+					Row: keyring.MessageBodyRow(t.ID.String(), m.ID.String())}, m.BodySealed)
+				if err != nil {
+					return nil, 0, fmt.Errorf("open a message: %w", err)
+				}
+				em.Body = body
 			}
-			em := exportedMessage{ID: m.ID.String(), SenderRole: m.SenderRole, SenderUser: m.SenderUser.String(), SentAt: m.SentAt.UTC(), Body: body}
 			if m.SenderPatientID != nil {
 				em.SenderPatientID = m.SenderPatientID.String()
 			}

@@ -314,6 +314,16 @@ func TestDataSubjectExport(t *testing.T) {
 		if len(notes) != 2 || notes[0]["body_withheld"] != true || bytes.Contains(deskFiles["clinical-notes.json"], []byte("Murmur")) {
 			t.Errorf("the desk's clinical-notes.json: %s", deskFiles["clinical-notes.json"])
 		}
+		// Nor the messages: the threads and messages are listed, with
+		// no subject and no body.
+		deskThreads := jsonList(t, deskFiles, "messages.json")
+		if len(deskThreads) != 1 || deskThreads[0]["text_withheld"] != true || deskThreads[0]["subject"] != nil ||
+			bytes.Contains(deskFiles["messages.json"], []byte(messageSubject)) || bytes.Contains(deskFiles["messages.json"], []byte(messageBody)) ||
+			bytes.Contains(deskFiles["messages.json"], []byte(replyBody)) {
+			t.Errorf("the desk's messages.json: %s", deskFiles["messages.json"])
+		} else if msgs, _ := deskThreads[0]["messages"].([]any); len(msgs) != 2 || msgs[0].(map[string]any)["text_withheld"] != true {
+			t.Errorf("the desk's messages.json lists %d messages: %s", len(msgs), deskFiles["messages.json"])
+		}
 	}
 	if r := st.do("POST", "/v1/patients/"+st.john().String()+"/exports", desk, nil); r.Status != http.StatusNotFound {
 		t.Errorf("the desk exports John, never seen there: %d %s, want 404", r.Status, r.Raw)
