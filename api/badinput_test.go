@@ -61,6 +61,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"bad idempotency key", "POST", "/v1/appointments", book(`,"start":"` + slot + `"`), token, 400, "invalid-idempotency-key"},
 		{"signup weak password", "POST", "/v1/auth/signup", `{"tenant":"demo","email":"new@example.com","password":"short","given_name":"A","family_name":"B"}`, "", 400, "invalid-body"},
 		{"signup bad email", "POST", "/v1/auth/signup", `{"tenant":"demo","email":"not-an-email","password":"long-enough-password","given_name":"A","family_name":"B"}`, "", 422, "invalid-email"},
+		{"signup invisible name", "POST", "/v1/auth/signup", `{"tenant":"demo","email":"new@example.com","password":"long-enough-password","given_name":"\u200bAda","family_name":"B"}`, "", 422, "invalid-name"},
 		{"signup unknown tenant", "POST", "/v1/auth/signup", `{"tenant":"nowhere","email":"new@example.com","password":"long-enough-password","given_name":"A","family_name":"B"}`, "", 404, "not-found"},
 		{"login wrong password", "POST", "/v1/auth/login", `{"tenant":"demo","email":"ayse@demo.carebook.test","password":"wrong-password"}`, "", 401, "login-failed"},
 		{"slots with bad date", "GET", "/v1/practitioners/" + doctor.String() + "/slots?appointment_type_id=" + typ.String() + "&from=12/07/2026", nil, token, 400, "invalid-parameter"},

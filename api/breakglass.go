@@ -179,14 +179,27 @@ func readableReason(s string) bool {
 	if utf8.RuneCountInString(s) > 1000 {
 		return false
 	}
+	if !visibleText(s) {
+		return false
+	}
 	words := 0
 	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return false
-		}
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			words++
 		}
 	}
 	return words >= 10
+}
+
+// visibleText reports whether s shows as it reads: no control characters
+// (line breaks included) and no invisible format characters (zero-width
+// spaces and joiners, direction overrides), which could make a name or a
+// reason display as something else to the doctor or reviewer reading it.
+func visibleText(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
 }

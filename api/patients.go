@@ -206,8 +206,8 @@ func (s *Server) checkPatch(req patientPatch) (map[string]any, error) {
 			continue
 		}
 		name := strings.TrimSpace(*v)
-		if name == "" || len([]rune(name)) > 100 {
-			return nil, invalid("invalid-name", col+" must be 1 to 100 characters, not only spaces.")
+		if name == "" || len([]rune(name)) > 100 || !visibleText(name) {
+			return nil, invalid("invalid-name", col+" must be 1 to 100 visible characters, not only spaces.")
 		}
 		set[col] = name
 	}
