@@ -472,6 +472,9 @@ func (s *Server) updateNote(c *gin.Context) error {
 		if r.Amends != nil && appt != nil {
 			return invalid("unknown-appointment", "An addendum follows its original's visit; it names none of its own.")
 		}
+		if r.Amends != nil && req.Kind != r.Kind {
+			return invalid("addendum-kind", "An addendum keeps its original's kind.")
+		}
 		sealed, err := s.sealNote(c.Request.Context(), p.TenantID, r.PatientID, r.ID, req.Body)
 		if err != nil {
 			return err

@@ -179,6 +179,10 @@ func TestClinicalNoteDraftSignAddendum(t *testing.T) {
 	if l := st.do("GET", notes, patient, nil); len(l.items()) != 1 || l.items()[0]["addenda"] != nil {
 		t.Errorf("the patient sees a draft addendum: %s", l.Raw)
 	}
+	// Its text may be edited, its kind may not drift from the original's.
+	if r := st.do("PUT", "/v1/notes/"+a.str("id"), miller, map[string]any{"kind": "discharge", "body": "Troponin negative; ECG normal.", "version": 1}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "addendum-kind" {
+		t.Errorf("addendum of another kind: %d %s, want 422 addendum-kind", r.Status, r.Raw)
+	}
 	if s := st.do("POST", "/v1/notes/"+a.str("id")+"/sign", miller, nil); s.Status != http.StatusOK {
 		t.Fatalf("sign the addendum: %d %s", s.Status, s.Raw)
 	}
