@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"go.temporal.io/sdk/client"
 )
 
 // Kind is one of the few ways a request can fail. Each maps once to an HTTP
@@ -130,6 +132,9 @@ func (s *Server) renderError(c *gin.Context, err error) {
 	if !errors.As(err, &p) {
 		p = internal(err)
 	}
+	if p.Kind == KindInternal && interrupted(p.Err) {
+		p = unavailable(p.Err)
+	}
 	if p.Status >= 500 {
 		s.Logger.ErrorContext(c.Request.Context(), "request failed",
 			"route", c.FullPath(), "type", p.Type, "error", p.Err)
@@ -160,4 +165,14 @@ func writeProblem(c *gin.Context, p *Problem) {
 	c.Status(p.Status)
 	c.Abort()
 	_ = jsonEncode(c.Writer, body)
+}
+
+// interrupted reports whether err is a wait that ended before its answer:
+// the request's context was cancelled or ran out (a client gone, a server
+// shutting down) or a workflow update's wait timed out. Nothing is known
+// to have failed, so the caller is told to retry (with the same
+// Idempotency-Key) rather than that we have a bug.
+func interrupted(err error) bool {
+	var wait *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &wait)
 }
