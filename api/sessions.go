@@ -202,14 +202,20 @@ func (s *Server) refresh(c *gin.Context) error {
 	return s.respondTokens(c, http.StatusOK, u, next)
 }
 
-// logout handles POST /v1/auth/logout: the session of the given refresh
-// token ends (the caller's own only).
+// logout handles POST /v1/auth/logout: the caller's session ends, or the
+// session of the given refresh token (the caller's own only).
 func (s *Server) logout(c *gin.Context) error {
-	var req refreshRequest
-	if err := bindJSON(c, &req); err != nil {
-		return err
+	// Without a body, the session the access token was issued in ends.
+	// With a refresh token, that token's session ends instead, when it is
+	// the caller's (logging out another of one's devices).
+	family := principal(c).SessionID
+	if c.Request.ContentLength != 0 {
+		var req refreshRequest
+		if err := bindJSON(c, &req); err != nil {
+			return err
+		}
+		family, _, _ = strings.Cut(req.RefreshToken, ".")
 	}
-	family, _, _ := strings.Cut(req.RefreshToken, ".")
 	if len(family) == 32 {
 		raw, err := s.Redis.Get(c.Request.Context(), s.sessionKey(family)).Bytes()
 		if err != nil && !errors.Is(err, redis.Nil) {

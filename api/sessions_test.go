@@ -165,6 +165,17 @@ func TestAccessTokensEndWithTheirSession(t *testing.T) {
 	wantEnded("the session logged out from elsewhere", c.str("access_token"))
 	wantWorks("the session that logged it out", b.str("access_token"))
 
+	// With the access token alone, its own session ends.
+	e := login()
+	if r := st.do("POST", "/v1/auth/logout", e.str("access_token"), nil); r.Status != http.StatusNoContent {
+		t.Fatalf("logout without a body: %d %s", r.Status, r.Raw)
+	}
+	wantEnded("the session logged out by its access token", e.str("access_token"))
+	if r := refresh(e.str("refresh_token")); r.Status != http.StatusUnauthorized {
+		t.Errorf("its refresh token after the logout: %d %s", r.Status, r.Raw)
+	}
+	wantWorks("another session after a bodiless logout", b.str("access_token"))
+
 	// A reused refresh token: every access token of the family stops,
 	// the first and the refreshed one alike; the other session goes on.
 	d := login()
