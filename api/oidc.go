@@ -143,7 +143,9 @@ func checkIssuer(raw string) error {
 type identityProviderRequest struct {
 	Issuer       string   `json:"issuer" binding:"required,max=500"`
 	ClientID     string   `json:"client_id" binding:"required,max=200"`
-	ClientSecret string   `json:"client_secret" binding:"required,max=500"`
+	// ClientSecret may be left out of an update that keeps the issuer
+	// and client ID: the sealed one stays.
+	ClientSecret string `json:"client_secret" binding:"max=500"`
 	EmailDomains []string `json:"email_domains" binding:"max=20,dive,required,max=200"`
 	TrustIdPMFA  bool     `json:"trust_idp_mfa"`
 	Enabled      *bool    `json:"enabled"`
@@ -219,16 +221,29 @@ func (s *Server) putIdentityProvider(c *gin.Context) error {
 		return p
 	}
 	pr := principal(c)
-	sealed, err := s.Keys.SealFor(c.Request.Context(), pr.TenantID, keyring.Binding{Purpose: keyring.PurposeOIDCClientSecret}, req.ClientSecret)
-	if err != nil {
-		return internal(err)
+	var sealed []byte
+	if req.ClientSecret != "" {
+		var err error
+		if sealed, err = s.Keys.SealFor(c.Request.Context(), pr.TenantID, keyring.Binding{Purpose: keyring.PurposeOIDCClientSecret}, req.ClientSecret); err != nil {
+			return internal(err)
+		}
 	}
 	row := models.IdentityProvider{TenantID: pr.TenantID, Issuer: req.Issuer, ClientID: req.ClientID, ClientSecretEnc: sealed,
 		EmailDomains: domains, TrustIdPMFA: req.TrustIdPMFA, Enabled: req.Enabled == nil || *req.Enabled,
 		UpdatedBy: pr.UserID, UpdatedAt: s.Now().UTC()}
-	err = s.inTenant(c, func(tx *gorm.DB) error {
+	err := s.inTenant(c, func(tx *gorm.DB) error {
 		var old models.IdentityProvider
-		switch err := tx.Take(&old).Error; {
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&old).Error
+		if row.ClientSecretEnc == nil {
+			// The sealed secret stays only with the client it was issued
+			// to: a new issuer or client ID must come with its own, so
+			// that the secret is never sent to another server.
+			if err != nil || old.Issuer != row.Issuer || old.ClientID != row.ClientID {
+				return invalid("client-secret-required", "A new provider, issuer or client ID needs its client_secret.")
+			}
+			row.ClientSecretEnc = old.ClientSecretEnc
+		}
+		switch {
 		case err == nil && old.Issuer != row.Issuer:
 			// Subjects are unique per issuer only: links made under the
 			// old issuer mean nothing under the new one.
@@ -358,9 +373,23 @@ func oidcFailure(c *gin.Context, returnTo, code string) {
 
 // idTokenClaims are the ID token's claims Carebook reads.
 type idTokenClaims struct {
-	Email         string   `json:"email"`
-	EmailVerified bool     `json:"email_verified"`
-	AMR           []string `json:"amr"`
+	Email         string       `json:"email"`
+	EmailVerified claimBoolean `json:"email_verified"`
+	AMR           []string     `json:"amr"`
+}
+
+// claimBoolean reads a JSON boolean, or the strings "true" and "false"
+// that some providers send for one; anything else is false.
+type claimBoolean bool
+
+func (b *claimBoolean) UnmarshalJSON(raw []byte) error {
+	switch string(raw) {
+	case "true", `"true"`:
+		*b = true
+	default:
+		*b = false
+	}
+	return nil
 }
 
 // usedSecondFactor reports whether amr (RFC 8176) names a second factor.
@@ -474,7 +503,7 @@ func (s *Server) linkIdentity(ctx context.Context, ip models.IdentityProvider, s
 			return err
 		}
 		email, err := normaliseEmail(claims.Email)
-		if err != nil || !claims.EmailVerified || !inDomains(email, ip.EmailDomains) {
+		if err != nil || !bool(claims.EmailVerified) || !inDomains(email, ip.EmailDomains) {
 			return gorm.ErrRecordNotFound
 		}
 		if err := tx.Where("lower(email) = ?", email).Take(&u).Error; err != nil {

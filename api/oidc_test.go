@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -37,6 +38,8 @@ type testIdP struct {
 	amr            []string
 	// badNonce and foreignKey make the next ID token wrong.
 	badNonce, foreignKey bool
+	// verifiedAsString sends email_verified as "true"/"false".
+	verifiedAsString bool
 	codes                map[string]idpCode
 }
 
@@ -109,7 +112,7 @@ func (p *testIdP) signInAs(subject, email string, verified bool, amr ...string) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.subject, p.email, p.verified, p.amr = subject, email, verified, amr
-	p.badNonce, p.foreignKey = false, false
+	p.badNonce, p.foreignKey, p.verifiedAsString = false, false, false
 }
 
 func (p *testIdP) idToken(nonce string) string {
@@ -121,6 +124,9 @@ func (p *testIdP) idToken(nonce string) string {
 	now := time.Now()
 	claims := jwt.MapClaims{"iss": p.srv.URL, "sub": p.subject, "aud": "carebook-demo", "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
 		"nonce": nonce, "email": p.email, "email_verified": p.verified}
+	if p.verifiedAsString {
+		claims["email_verified"] = fmt.Sprint(p.verified)
+	}
 	if p.amr != nil {
 		claims["amr"] = p.amr
 	}
@@ -207,6 +213,8 @@ func (st *stack) configureIdP(t *testing.T, admin string, idp *testIdP, trustMFA
 // asked of the roles that need it unless the tenant trusts the provider's.
 func TestSingleSignOnThroughTheTenantsProvider(t *testing.T) {
 	st := newStack(t)
+	// Many sign-ins from one address; the limit is not what this tests.
+	st.Server.LoginLimit = 1000
 	idp := newTestIdP(t)
 	admin := st.login("demo", "admin@demo.carebook.test")
 	harborAdmin := st.login("harbor", "admin@harbor.carebook.test")
@@ -250,6 +258,16 @@ func TestSingleSignOnThroughTheTenantsProvider(t *testing.T) {
 	}
 	if n := st.count(`SELECT count(*) FROM audit_events WHERE action = 'login' AND reason = 'oidc' AND actor_user = (SELECT id FROM users WHERE email = 'ayse@demo.carebook.test')`); n != 1 {
 		t.Fatalf("%d oidc login events", n)
+	}
+
+	// Some providers send email_verified as a string: it counts the same.
+	idp.signInAs("idp-sub-john", "john@demo.carebook.test", true)
+	idp.mu.Lock()
+	idp.verifiedAsString = true
+	idp.mu.Unlock()
+	tok = st.do("POST", "/v1/auth/oidc/token", "", map[string]string{"code": fragment(st.ssoRound(t, "demo"), "login_code")})
+	if me := st.do("GET", "/v1/me", tok.str("access_token"), nil); me.str("email") != "john@demo.carebook.test" {
+		t.Fatalf("email_verified \"true\": %d %s", tok.Status, tok.Raw)
 	}
 
 	// Later the subject alone decides, whatever e-mail the provider sends.
@@ -349,7 +367,7 @@ func TestSingleSignOnRefusesBadInput(t *testing.T) {
 		{"nothing there", map[string]any{"issuer": "http://127.0.0.1:1", "client_id": "c", "client_secret": "s"}, 422, "issuer-unreachable"},
 		{"issuer of another name", map[string]any{"issuer": strings.Replace(idp.srv.URL, "127.0.0.1", "localhost", 1), "client_id": "c", "client_secret": "s"}, 422, "issuer-unreachable"},
 		{"bad domain", map[string]any{"issuer": idp.srv.URL, "client_id": "c", "client_secret": "s", "email_domains": []string{"not a domain"}}, 422, "invalid-email-domain"},
-		{"no secret", map[string]any{"issuer": idp.srv.URL, "client_id": "c"}, 400, "invalid-body"},
+		{"no secret for a new provider", map[string]any{"issuer": idp.srv.URL, "client_id": "c"}, 422, "client-secret-required"},
 	} {
 		r := st.do("PUT", "/v1/admin/identity-provider", admin, c.body)
 		if r.Status != c.status || r.problemType() != c.typ {
@@ -360,6 +378,19 @@ func TestSingleSignOnRefusesBadInput(t *testing.T) {
 		t.Fatalf("bad input saved %d providers", n)
 	}
 	st.configureIdP(t, admin, idp, false)
+	// Another client ID must bring its own secret; the same one may be
+	// updated without it, and keeps the sealed secret.
+	if r := st.do("PUT", "/v1/admin/identity-provider", admin, map[string]any{"issuer": idp.srv.URL, "client_id": "another-client"}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "client-secret-required" {
+		t.Errorf("new client ID without its secret: %d %s", r.Status, r.Raw)
+	}
+	var sealedBefore, sealedAfter []byte
+	_ = st.Admin.Raw(`SELECT client_secret_enc FROM identity_providers`).Row().Scan(&sealedBefore)
+	if r := st.do("PUT", "/v1/admin/identity-provider", admin, map[string]any{"issuer": idp.srv.URL, "client_id": "carebook-demo", "email_domains": []string{"demo.carebook.test"}}); r.Status != http.StatusOK {
+		t.Errorf("update without the secret: %d %s", r.Status, r.Raw)
+	}
+	if err := st.Admin.Raw(`SELECT client_secret_enc FROM identity_providers`).Row().Scan(&sealedAfter); err != nil || !bytes.Equal(sealedBefore, sealedAfter) || len(sealedAfter) == 0 {
+		t.Errorf("the sealed secret changed on an update without one: %v", err)
+	}
 	for _, c := range []struct {
 		name, path string
 		status     int
