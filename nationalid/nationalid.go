@@ -108,7 +108,9 @@ func binding(patient uuid.UUID, system string) keyring.Binding {
 //     of the first ten, mod 10;
 //   - a US SSN is 9 digits whose area (first three) is not 000, 666 or
 //     9xx, whose group (next two) is not 00 and whose serial (last four)
-//     is not 0000, as the Social Security Administration assigns them.
+//     is not 0000, as the Social Security Administration assigns them,
+//     and not one of the numbers printed in advertising and on sample
+//     cards that many people have copied as their own (voidSSNs).
 //
 // Other systems are not national IDs and are never valid here.
 func Valid(system, value string) bool {
@@ -144,8 +146,14 @@ func validTCKimlik(v string) bool {
 	return sum%10 == d(10)
 }
 
+// voidSSNs are well-formed numbers that belong to nobody who gives them:
+// the one on the sample card in Woolworth wallets (1938), the one the SSA
+// itself printed in a 1940s pamphlet, and the keyboard run that forms
+// fill in as an example.
+var voidSSNs = map[string]bool{"078051120": true, "219099999": true, "123456789": true}
+
 func validSSN(v string) bool {
-	if len(v) != 9 {
+	if len(v) != 9 || voidSSNs[v] {
 		return false
 	}
 	area, group, serial := v[:3], v[3:5], v[5:]

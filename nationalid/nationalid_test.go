@@ -22,6 +22,9 @@ func TestValid(t *testing.T) {
 		{"SSN group 00", SystemUSSSN, "765004312", false},
 		{"SSN serial 0000", SystemUSSSN, "765890000", false},
 		{"SSN too long", SystemUSSSN, "7658943120", false},
+		{"SSN of the Woolworth sample card", SystemUSSSN, "078-05-1120", false},
+		{"SSN of the SSA pamphlet", SystemUSSSN, "219-09-9999", false},
+		{"SSN keyboard run", SystemUSSSNURI, "123-45-6789", false},
 		{"not a national system", "urn:oid:1.2.3", "765894312", false},
 		{"empty", SystemUSSSN, "", false},
 	}
