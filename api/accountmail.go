@@ -31,7 +31,7 @@ func accountMail(purpose, appURL, tenantName, to, secret string) mail.Message {
 		page = "/reset-password"
 		subject = "Your account / Hesabınız"
 		en = []string{
-			"Someone tried to create a " + tenantName + " account on Carebook with this address, which already has one.",
+			"Someone tried to create an account with " + tenantName + " on Carebook with this address, which already has one.",
 			"If it was you, log in with your password instead. If you forgot it, choose a new one with this link within 30 minutes:",
 		}
 		tr = []string{
@@ -53,7 +53,7 @@ func accountMail(purpose, appURL, tenantName, to, secret string) mail.Message {
 		page = "/verify-email"
 		subject = "Confirm your e-mail address / E-posta adresinizi doğrulayın"
 		en = []string{
-			"This address was used to create a " + tenantName + " account on Carebook.",
+			"This address was used to create an account with " + tenantName + " on Carebook.",
 			"To confirm that it is yours, open this link within 24 hours:",
 		}
 		tr = []string{
