@@ -393,7 +393,32 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 	if _, err := d.Store.PutKey(ctx, tenant, key, buf.Bytes(), "application/zip"); err != nil {
 		return workflows.DSRExported{}, fmt.Errorf("store export: %w", err)
 	}
+	// An erasure asked for meanwhile may have deleted the patient's
+	// archives before this one was written, from data read before it
+	// pseudonymised them. Its request row exists before it deletes
+	// anything, so checking for it after the write leaves no gap: either
+	// the erasure's deletion comes after this archive and removes it, or
+	// this check sees the request and removes it here.
+	if erased, err := d.erasureAsked(ctx, tenant, row.PatientID); err != nil || erased {
+		if err == nil {
+			if err = d.Store.Delete(ctx, tenant, key); err == nil || errors.Is(err, objstore.ErrNotFound) {
+				return workflows.DSRExported{}, temporal.NewNonRetryableApplicationError("patient erased during the export", workflows.ErrTypeDSRPatientErased, nil)
+			}
+		}
+		return workflows.DSRExported{}, fmt.Errorf("check for an erasure: %w", err)
+	}
 	return workflows.DSRExported{ArchiveKey: key, Files: len(order)}, nil
+}
+
+// erasureAsked reports whether the patient is erased or an erasure of
+// them has been asked for and not refused or failed.
+func (d *DSR) erasureAsked(ctx context.Context, tenant, patient uuid.UUID) (bool, error) {
+	var n int64
+	err := models.InTenant(ctx, d.DB, tenant, func(tx *gorm.DB) error {
+		return tx.Raw(`SELECT count(*) FROM patients p WHERE p.id = ? AND (p.erased_at IS NOT NULL OR EXISTS (
+			SELECT 1 FROM dsr_requests r WHERE r.patient_id = p.id AND r.kind = 'erasure' AND r.status NOT IN ('refused', 'failed')))`, patient).Scan(&n).Error
+	})
+	return n > 0, err
 }
 
 func entry(name string, body []byte, records int) manifestEntry {

@@ -146,6 +146,15 @@ func (s *Server) createRequest(c *gin.Context, id uuid.UUID, kind string) error 
 		} else if !errors.Is(err, gorm.ErrRecordNotFound) {
 			return internal(err)
 		}
+		if kind == models.DSRExport {
+			var erased int64
+			if err := tx.Raw(`SELECT count(*) FROM patients WHERE id = ? AND erased_at IS NOT NULL`, patient).Scan(&erased).Error; err != nil {
+				return internal(err)
+			}
+			if erased > 0 {
+				return conflict("patient-erased", "This patient's data was erased; there is nothing of theirs to export.")
+			}
+		}
 		if kind == models.DSRErasure {
 			// Locks the patient's row: a hold placed meanwhile waits, and
 			// the workflow checks for holds again before it erases.

@@ -17,8 +17,11 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"gorm.io/gorm"
 
+	"github.com/carebook/carebook/activities"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/nationalid"
@@ -697,5 +700,51 @@ func TestRetentionSettings(t *testing.T) {
 	other := st.do("GET", "/v1/retention-settings", st.login("harbor", "admin@harbor.carebook.test"), nil)
 	if other.Body["default"] != true {
 		t.Errorf("harbor's settings changed: %s", other.Raw)
+	}
+}
+
+// TestExportRacingAnErasureLeavesNoArchive: an export whose archive is
+// written after an erasure of the same patient was asked for (the
+// erasure may already have deleted the patient's archives, from before
+// this one existed) deletes its own archive and is refused; and once the
+// patient is erased, no export is taken.
+func TestExportRacingAnErasureLeavesNoArchive(t *testing.T) {
+	st := newStack(t)
+	ctx := context.Background()
+	tenant := st.Demo.Tenant.ID
+	patient := st.philip()
+	admin := st.login("demo", "admin@demo.carebook.test")
+	export, erasure := uuid.New(), uuid.New()
+	adminID := st.userID("admin@demo.carebook.test")
+	for _, r := range []struct {
+		id   uuid.UUID
+		kind string
+	}{{export, "export"}, {erasure, "erasure"}} {
+		if err := st.Admin.Exec(`INSERT INTO dsr_requests (id, tenant_id, patient_id, kind, requested_by, requested_role, status, workflow_id, requested_at)
+			VALUES (?, ?, ?, ?, ?, 'admin', 'running', ?, now())`, r.id, tenant, patient, r.kind, adminID, "test:"+r.id.String()).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var env testsuite.WorkflowTestSuite
+	acts := env.NewTestActivityEnvironment()
+	acts.RegisterActivity(st.Deps.DSR)
+	_, err := acts.ExecuteActivity(st.Deps.DSR.DSRBuildExport, workflows.DSRInput{TenantID: tenant.String(), RequestID: export.String()})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeDSRPatientErased {
+		t.Fatalf("export during an erasure: %v, want %s", err, workflows.ErrTypeDSRPatientErased)
+	}
+	if _, err := st.Store.Get(ctx, tenant, activities.ExportArchiveKey(tenant, patient, export)); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("the racing export's archive is in the store: %v", err)
+	}
+
+	// Erased, the patient has nothing left to export.
+	if err := st.Admin.Exec(`UPDATE dsr_requests SET status = 'completed' WHERE id IN (?, ?)`, export, erasure).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Admin.Exec(`UPDATE patients SET erased_at = now() WHERE id = ?`, patient).Error; err != nil {
+		t.Fatal(err)
+	}
+	if r := st.do("POST", "/v1/patients/"+patient.String()+"/exports", admin, nil); r.Status != http.StatusConflict || r.problemType() != "patient-erased" {
+		t.Fatalf("export of an erased patient: %d %s", r.Status, r.Raw)
 	}
 }

@@ -49,6 +49,10 @@ func DSRExport(ctx workflow.Context, in DSRInput) (DSRResult, error) {
 
 	var out DSRExported
 	if err := workflow.ExecuteActivity(step, ActivityDSRBuildExport, in).Get(ctx, &out); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == ErrTypeDSRPatientErased {
+			return dsrRefuseFor(ctx, in, "patient-erased")
+		}
 		return dsrFail(ctx, in, err)
 	}
 	workflow.GetLogger(ctx).Info("export archived", "requestID", in.RequestID, "files", out.Files)
@@ -113,12 +117,18 @@ func DSRErasure(ctx workflow.Context, in DSRInput) (DSRResult, error) {
 
 // dsrRefuse records that a legal hold stopped the erasure.
 func dsrRefuse(ctx workflow.Context, in DSRInput) (DSRResult, error) {
-	workflow.GetLogger(ctx).Info("erasure refused: legal hold", "requestID", in.RequestID)
-	refused := DSRFinishRequest{TenantID: in.TenantID, RequestID: in.RequestID, Status: "refused", Outcome: "legal-hold"}
+	return dsrRefuseFor(ctx, in, "legal-hold")
+}
+
+// dsrRefuseFor records a refusal with its outcome: legal-hold (an erasure)
+// or patient-erased (an export).
+func dsrRefuseFor(ctx workflow.Context, in DSRInput, outcome string) (DSRResult, error) {
+	workflow.GetLogger(ctx).Info("request refused", "requestID", in.RequestID, "outcome", outcome)
+	refused := DSRFinishRequest{TenantID: in.TenantID, RequestID: in.RequestID, Status: "refused", Outcome: outcome}
 	if err := workflow.ExecuteActivity(dsrStep(ctx), ActivityDSRFinish, refused).Get(ctx, nil); err != nil {
 		return DSRResult{}, err
 	}
-	return DSRResult{Status: "refused", Outcome: "legal-hold"}, nil
+	return DSRResult{Status: "refused", Outcome: outcome}, nil
 }
 
 // dsrFail marks the request failed after a step gave up, so the requester

@@ -34,6 +34,11 @@ const (
 // hold; the workflow records the refusal instead of retrying.
 const ErrTypeDSRLegalHold = "DSRLegalHold"
 
+// ErrTypeDSRPatientErased refuses an export of a patient whose erasure has
+// been asked for: an archive written while the erasure runs could outlive
+// it with the data the erasure removed.
+const ErrTypeDSRPatientErased = "DSRPatientErased"
+
 // DSRInput starts either workflow. It carries IDs only: the patient is
 // read from the request's row by each activity, so nothing about them
 // enters workflow history.
