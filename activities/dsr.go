@@ -594,6 +594,12 @@ func (d *DSR) DSREraseRecords(ctx context.Context, in workflows.DSRInput) (int, 
 					sql  string
 					args []any
 				}{`DELETE FROM user_identities WHERE user_id = ?`, []any{u}},
+				// Reset and verification links already mailed: a reset
+				// would give the account a password again.
+				struct {
+					sql  string
+					args []any
+				}{`UPDATE account_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL`, []any{d.now(), u}},
 			)
 		}
 		for _, s := range steps {

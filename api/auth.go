@@ -290,6 +290,21 @@ func (s *Server) throttle(c *gin.Context, class string, limit int64) error {
 }
 
 func (s *Server) respondToken(c *gin.Context, status int, u models.User) error {
+	// Every way in (password, MFA step, single sign-on, a reset) ends
+	// here: an erased patient's account opens no session, whatever
+	// credential survived the erasure.
+	if u.PatientID != nil {
+		var erased int64
+		err := models.InTenant(c.Request.Context(), s.DB, u.TenantID, func(tx *gorm.DB) error {
+			return tx.Raw(`SELECT count(*) FROM patients WHERE id = ? AND erased_at IS NOT NULL`, *u.PatientID).Scan(&erased).Error
+		})
+		if err != nil {
+			return internal(err)
+		}
+		if erased > 0 {
+			return unauthorized("This account is closed.")
+		}
+	}
 	refresh, err := s.openSession(c.Request.Context(), u)
 	if err != nil {
 		return unavailable(err)

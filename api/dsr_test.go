@@ -22,6 +22,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/carebook/carebook/activities"
+	"github.com/carebook/carebook/api"
 	"github.com/carebook/carebook/models"
 	"github.com/carebook/carebook/models/demo"
 	"github.com/carebook/carebook/nationalid"
@@ -509,6 +510,20 @@ func TestDataSubjectErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A password-reset link mailed before the erasure.
+	mailed, err := mailbox.Search(ctx, `to:"`+philipLogin+`"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.do("POST", "/v1/auth/password-reset", "", map[string]string{"tenant": "demo", "email": philipLogin}); r.Status != http.StatusAccepted {
+		t.Fatalf("reset request: %d %s", r.Status, r.Raw)
+	}
+	resetToken := tokenOf(t, mailsTo(t, philipLogin, len(mailed)+1)[0])
+	philipUser := st.userID(philipLogin)
+	if n := st.count("SELECT count(*) FROM account_tokens WHERE user_id = ? AND used_at IS NULL", philipUser); n != 1 {
+		t.Fatalf("%d live reset tokens before the erasure", n)
+	}
+
 	// A legal hold refuses the erasure until it is released.
 	hold := st.do("POST", philipPath+"/legal-holds", admin, map[string]any{"reason": "Case 2026-117, records requested by the court"})
 	if hold.Status != http.StatusCreated || hold.Body["active"] != true {
@@ -544,6 +559,22 @@ func TestDataSubjectErasure(t *testing.T) {
 	}
 	if n := st.count(`SELECT count(*) FROM user_identities`); n != 0 {
 		t.Errorf("erasure left %d single sign-on links", n)
+	}
+	// The link mailed before no longer gives the account a password.
+	if r := st.do("POST", "/v1/auth/password-reset/confirm", "", map[string]string{"token": resetToken, "password": "a brand new passphrase 2027"}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "invalid-token" {
+		t.Errorf("reset after the erasure: %d %s, want 422 invalid-token", r.Status, r.Raw)
+	}
+	// Nor does a password that reached the account some other way open
+	// a session.
+	hash, err := api.HashPassword(demo.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Admin.Exec(`UPDATE users SET password_hash = ? WHERE id = ?`, hash, philipUser).Error; err != nil {
+		t.Fatal(err)
+	}
+	if r := st.do("POST", "/v1/auth/login", "", map[string]string{"tenant": "demo", "email": "erased-" + philipUser + "@erased.invalid", "password": demo.Password}); r.Status != http.StatusUnauthorized || r.str("access_token") != "" {
+		t.Errorf("login to the erased account: %d %s, want 401", r.Status, r.Raw)
 	}
 	if found := st.redisTraces(t, philipTraces); len(found) > 0 {
 		t.Errorf("Redis still holds Philip:\n%s", strings.Join(found, "\n"))
