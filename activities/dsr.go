@@ -565,7 +565,10 @@ func (d *DSR) DSREraseRecords(ctx context.Context, in workflows.DSRInput) (int, 
 			{`UPDATE patients SET preferred_language = NULL WHERE id = ? AND preferred_language IS NOT NULL`, []any{p}},
 			{`UPDATE appointments SET cancel_reason = '' WHERE patient_id = ? AND cancel_reason <> ''`, []any{p}},
 			{`UPDATE lab_reports SET pdf_key = '' WHERE patient_id = ? AND pdf_key <> ''`, []any{p}},
-			{`UPDATE dsr_requests SET archive_key = '' WHERE patient_id = ? AND archive_key <> ''`, []any{p}},
+			// Their archives are gone: a finished export now reads as
+			// expired (410), not as finished with nothing to download.
+			{`UPDATE dsr_requests SET archive_key = '', status = CASE WHEN kind = 'export' AND status = 'completed' THEN 'expired' ELSE status END
+				WHERE patient_id = ? AND (archive_key <> '' OR (kind = 'export' AND status = 'completed'))`, []any{p}},
 			// Nobody acts for, or through, an erased person any more, and
 			// no doctor stays assigned to them; the ended rows stay as the
 			// record of who could see what, when.

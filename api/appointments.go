@@ -107,6 +107,15 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 		if err != nil {
 			return err
 		}
+		// FOR SHARE: an erasure of the patient waits for this booking's
+		// check, or the check sees the erasure.
+		var erased bool
+		if err := tx.Raw(`SELECT erased_at IS NOT NULL FROM patients WHERE id = ? FOR SHARE`, patientID).Scan(&erased).Error; err != nil {
+			return internal(err)
+		}
+		if erased {
+			return conflict("patient-erased", "The patient was erased; no visit can be booked for them.")
+		}
 		day := slots.DateOf(start)
 		// The check leaves out this very appointment: a retry whose first
 		// attempt booked it (then crashed before answering) must reach the

@@ -560,6 +560,10 @@ func TestDataSubjectErasure(t *testing.T) {
 	if n := st.count(`SELECT count(*) FROM user_identities`); n != 0 {
 		t.Errorf("erasure left %d single sign-on links", n)
 	}
+	// His export from before reads as expired: its archive is gone.
+	if r := st.do("GET", "/v1/dsr/"+exp.str("id"), admin, nil); r.Status != http.StatusGone || r.problemType() != "export-expired" {
+		t.Errorf("an export from before the erasure: %d %s, want 410 export-expired", r.Status, r.Raw)
+	}
 	// The link mailed before no longer gives the account a password.
 	if r := st.do("POST", "/v1/auth/password-reset/confirm", "", map[string]string{"token": resetToken, "password": "a brand new passphrase 2027"}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "invalid-token" {
 		t.Errorf("reset after the erasure: %d %s, want 422 invalid-token", r.Status, r.Raw)
@@ -777,5 +781,27 @@ func TestExportRacingAnErasureLeavesNoArchive(t *testing.T) {
 	}
 	if r := st.do("POST", "/v1/patients/"+patient.String()+"/exports", admin, nil); r.Status != http.StatusConflict || r.problemType() != "patient-erased" {
 		t.Fatalf("export of an erased patient: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestNoVisitIsBookedForAnErasedPatient: the desk cannot book a visit for
+// a patient whose data was erased (the purge would never see it).
+func TestNoVisitIsBookedForAnErasedPatient(t *testing.T) {
+	st := newStack(t)
+	st.seedPhilip(t)
+	desk := st.login("demo", "staff.istanbul@demo.carebook.test")
+	doctor, typ := st.familyDoctor()
+	free := st.freeSlots(desk, doctor, typ)
+	if err := st.Admin.Exec(`UPDATE patients SET erased_at = now() WHERE id = ?`, st.philip()).Error; err != nil {
+		t.Fatal(err)
+	}
+	before := st.count("SELECT count(*) FROM appointments WHERE patient_id = ?", st.philip())
+	r := st.do("POST", "/v1/appointments", desk, map[string]any{"practitioner_id": doctor, "appointment_type_id": typ,
+		"start": free[0]["start"], "patient_id": st.philip()})
+	if r.Status != http.StatusConflict || r.problemType() != "patient-erased" {
+		t.Fatalf("booking for an erased patient: %d %s", r.Status, r.Raw)
+	}
+	if n := st.count("SELECT count(*) FROM appointments WHERE patient_id = ?", st.philip()); n != before {
+		t.Fatalf("appointments %d, were %d", n, before)
 	}
 }
