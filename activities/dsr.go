@@ -292,19 +292,26 @@ func (d *DSR) DSRBuildExport(ctx context.Context, in workflows.DSRInput) (workfl
 			manifest.Files = append(manifest.Files, entry(f.name, pretty, len(rows)))
 		}
 		if d.Keys != nil {
-			// The patient's own national ID numbers, opened: the archive
-			// is for them, and a sealed value would tell them nothing.
+			// The patient's own national ID numbers, opened for them: the
+			// archive is theirs, and a sealed value would tell them nothing.
 			ids, err := nationalid.Reveal(ctx, tx, d.Keys, tenant, row.PatientID)
 			if err != nil {
 				return fmt.Errorf("export national IDs: %w", err)
 			}
+			// An export the desk or an admin asked for names the systems
+			// only: neither reads the numbers anywhere else.
 			type nationalID struct {
-				System string `json:"system"`
-				Value  string `json:"value"`
+				System        string `json:"system"`
+				Value         string `json:"value,omitempty"`
+				ValueWithheld bool   `json:"value_withheld,omitempty"`
 			}
 			list := make([]nationalID, 0, len(ids))
 			for system, value := range ids {
-				list = append(list, nationalID{System: system, Value: value})
+				if opensText {
+					list = append(list, nationalID{System: system, Value: value})
+				} else {
+					list = append(list, nationalID{System: system, ValueWithheld: true})
+				}
 			}
 			sort.Slice(list, func(i, j int) bool { return list[i].System < list[j].System })
 			body, err := json.MarshalIndent(list, "", "  ")

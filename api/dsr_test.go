@@ -318,6 +318,11 @@ func TestDataSubjectExport(t *testing.T) {
 		if len(notes) != 2 || notes[0]["body_withheld"] != true || bytes.Contains(deskFiles["clinical-notes.json"], []byte("Murmur")) {
 			t.Errorf("the desk's clinical-notes.json: %s", deskFiles["clinical-notes.json"])
 		}
+		// Nor the national ID numbers: their systems only.
+		if ids := jsonList(t, deskFiles, "national-ids.json"); len(ids) == 0 || ids[0]["value_withheld"] != true ||
+			bytes.Contains(deskFiles["national-ids.json"], []byte("219099999")) {
+			t.Errorf("the desk's national-ids.json: %s", deskFiles["national-ids.json"])
+		}
 		// Nor the messages: the threads and messages are listed, with
 		// no subject and no body.
 		deskThreads := jsonList(t, deskFiles, "messages.json")
