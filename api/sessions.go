@@ -210,11 +210,15 @@ func (s *Server) logout(c *gin.Context) error {
 	// the caller's (logging out another of one's devices).
 	family := principal(c).SessionID
 	if c.Request.ContentLength != 0 {
-		var req refreshRequest
+		var req struct {
+			RefreshToken string `json:"refresh_token"`
+		}
 		if err := bindJSON(c, &req); err != nil {
 			return err
 		}
-		family, _, _ = strings.Cut(req.RefreshToken, ".")
+		if req.RefreshToken != "" {
+			family, _, _ = strings.Cut(req.RefreshToken, ".")
+		}
 	}
 	if len(family) == 32 {
 		raw, err := s.Redis.Get(c.Request.Context(), s.sessionKey(family)).Bytes()

@@ -175,6 +175,11 @@ func TestAccessTokensEndWithTheirSession(t *testing.T) {
 		t.Errorf("its refresh token after the logout: %d %s", r.Status, r.Raw)
 	}
 	wantWorks("another session after a bodiless logout", b.str("access_token"))
+	f := login()
+	if r := st.do("POST", "/v1/auth/logout", f.str("access_token"), map[string]string{}); r.Status != http.StatusNoContent {
+		t.Fatalf("logout with an empty body: %d %s", r.Status, r.Raw)
+	}
+	wantEnded("the session logged out with an empty body", f.str("access_token"))
 
 	// A reused refresh token: every access token of the family stops,
 	// the first and the refreshed one alike; the other session goes on.
