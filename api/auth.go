@@ -126,7 +126,7 @@ func (s *Server) signup(c *gin.Context) error {
 	if strings.TrimSpace(req.GivenName) == "" || strings.TrimSpace(req.FamilyName) == "" {
 		return invalid("missing-name", "Given and family name are required.")
 	}
-	if !visibleText(req.GivenName) || !visibleText(req.FamilyName) {
+	if !readableName(req.GivenName) || !readableName(req.FamilyName) {
 		return invalid("invalid-name", "Names may not hold control or invisible characters.")
 	}
 	var birth *time.Time

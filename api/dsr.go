@@ -345,8 +345,8 @@ func (s *Server) placeLegalHold(c *gin.Context) error {
 		return err
 	}
 	reason := strings.TrimSpace(req.Reason)
-	if utf8.RuneCountInString(reason) < 5 {
-		return invalid("reason-required", "Say why the records are held (at least 5 characters), e.g. the case or inquiry.")
+	if utf8.RuneCountInString(reason) < 5 || !visibleText(reason) {
+		return invalid("reason-required", "Say why the records are held (at least 5 visible characters, no line breaks or invisible ones), e.g. the case or inquiry.")
 	}
 	p := principal(c)
 	var hold models.LegalHold
@@ -407,6 +407,9 @@ func (s *Server) releaseLegalHold(c *gin.Context) error {
 		if err := bindJSON(c, &req); err != nil {
 			return err
 		}
+	}
+	if !visibleText(req.Reason) {
+		return invalid("invalid-reason", "The reason may not hold line breaks or invisible characters.")
 	}
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {

@@ -530,6 +530,9 @@ func TestDataSubjectErasure(t *testing.T) {
 	}
 
 	// A legal hold refuses the erasure until it is released.
+	if r := st.do("POST", philipPath+"/legal-holds", admin, map[string]any{"reason": "Case \u202e711-6202"}); r.Status != http.StatusUnprocessableEntity || r.problemType() != "reason-required" {
+		t.Errorf("a hold whose reason reads backwards: %d %s", r.Status, r.Raw)
+	}
 	hold := st.do("POST", philipPath+"/legal-holds", admin, map[string]any{"reason": "Case 2026-117, records requested by the court"})
 	if hold.Status != http.StatusCreated || hold.Body["active"] != true {
 		t.Fatalf("hold: %d %s", hold.Status, hold.Raw)

@@ -206,7 +206,7 @@ func (s *Server) checkPatch(req patientPatch) (map[string]any, error) {
 			continue
 		}
 		name := strings.TrimSpace(*v)
-		if name == "" || len([]rune(name)) > 100 || !visibleText(name) {
+		if name == "" || len([]rune(name)) > 100 || !readableName(name) {
 			return nil, invalid("invalid-name", col+" must be 1 to 100 visible characters, not only spaces.")
 		}
 		set[col] = name
