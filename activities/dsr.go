@@ -639,21 +639,22 @@ func (d *DSR) recordRetention(tx *gorm.DB, row models.DSRRequest) error {
 	err = tx.Raw(`SELECT
 		greatest((SELECT max(ends_at) FROM appointments WHERE patient_id = ?),
 		         (SELECT max(filed_at) FROM lab_reports WHERE patient_id = ?),
-		         (SELECT max(created_at) FROM clinical_notes WHERE patient_id = ?)) AS medical,
+		         (SELECT max(coalesce(signed_at, created_at)) FROM clinical_notes WHERE patient_id = ?)) AS medical,
 		(SELECT max(created_at) FROM payments WHERE patient_id = ?) AS financial`,
 		row.PatientID, row.PatientID, row.PatientID, row.PatientID).Scan(&last).Error
 	if err != nil {
 		return err
 	}
 	upd := map[string]any{}
+	// As the nightly purge counts (retention_purge_parts): with no visit,
+	// result or note, the medical years run from the erasure itself.
+	medical := d.now()
 	if last.Medical != nil {
-		upd["medical_retained_until"] = last.Medical.AddDate(ret.MedicalRecordsYears, 0, 0)
+		medical = *last.Medical
 	}
+	upd["medical_retained_until"] = medical.AddDate(ret.MedicalRecordsYears, 0, 0)
 	if last.Financial != nil {
 		upd["financial_retained_until"] = last.Financial.AddDate(ret.FinancialRecordsYears, 0, 0)
-	}
-	if len(upd) == 0 {
-		return nil
 	}
 	return tx.Model(&models.DSRRequest{}).Where("id = ?", row.ID).Updates(upd).Error
 }

@@ -121,6 +121,11 @@ func TestRetentionPurgesErasedPatientsPastRetention(t *testing.T) {
 	for _, p := range []uuid.UUID{philip, john, paul} {
 		st.erase(t, admin, p)
 	}
+	// John has no visit, result or note: his medical years run from the
+	// erasure, on the request as in the purge.
+	if n := st.count("SELECT count(*) FROM dsr_requests WHERE patient_id = ? AND kind = 'erasure' AND medical_retained_until > now() + interval '19 years'", john); n != 1 {
+		t.Errorf("John's erasure records no medical retention date")
+	}
 	// Paul's records are held for a court after his erasure.
 	if r := st.do("POST", "/v1/patients/"+paul.String()+"/legal-holds", admin, map[string]any{"reason": "Case 2026-211 discovery"}); r.Status != http.StatusCreated {
 		t.Fatalf("hold: %d %s", r.Status, r.Raw)
