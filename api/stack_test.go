@@ -131,6 +131,14 @@ func newStack(t *testing.T) *stack {
 	var prefix [6]byte
 	_, _ = rand.Read(prefix[:])
 	st.Redis, st.RedisPrefix = rdb, "carebook-test-"+hex.EncodeToString(prefix[:])+":"
+	// The shared Redis keeps nothing of a finished test (rate-limit keys
+	// expire on their own).
+	t.Cleanup(func() {
+		iter := rdb.Scan(context.Background(), 0, st.RedisPrefix+"*", 500).Iterator()
+		for iter.Next(context.Background()) {
+			rdb.Del(context.Background(), iter.Val())
+		}
+	})
 	st.Deps.DSR = &activities.DSR{DB: app, Store: st.Store, Redis: rdb, RedisPrefix: st.RedisPrefix, AuditKey: testAuditKey, Keys: st.Keys}
 	st.Worker = st.startWorker(st.Deps)
 	st.Temporal = ts.GetDefaultClient()
