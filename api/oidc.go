@@ -141,11 +141,11 @@ func checkIssuer(raw string) error {
 }
 
 type identityProviderRequest struct {
-	Issuer       string   `json:"issuer" binding:"required,max=500"`
-	ClientID     string   `json:"client_id" binding:"required,max=200"`
+	Issuer   string `json:"issuer" binding:"required,max=500"`
+	ClientID string `json:"client_id" binding:"required,max=200"`
 	// ClientSecret may be left out of an update that keeps the issuer
 	// and client ID: the sealed one stays.
-	ClientSecret string `json:"client_secret" binding:"max=500"`
+	ClientSecret string   `json:"client_secret" binding:"max=500"`
 	EmailDomains []string `json:"email_domains" binding:"max=20,dive,required,max=200"`
 	TrustIdPMFA  bool     `json:"trust_idp_mfa"`
 	Enabled      *bool    `json:"enabled"`

@@ -40,7 +40,7 @@ type testIdP struct {
 	badNonce, foreignKey bool
 	// verifiedAsString sends email_verified as "true"/"false".
 	verifiedAsString bool
-	codes                map[string]idpCode
+	codes            map[string]idpCode
 }
 
 type idpCode struct {
