@@ -152,18 +152,11 @@ func (s *Server) listPayments(c *gin.Context) error {
 		}
 		// A payment is the patient's too (who paid for which visit): one
 		// event per patient the page shows, in the read's transaction.
-		seen := map[uuid.UUID]bool{}
-		for _, r := range rows {
-			if seen[r.PatientID] {
-				continue
-			}
-			seen[r.PatientID] = true
-			patient := r.PatientID
-			if err := s.audit(c, tx, "list", "payment", nil, &patient, ""); err != nil {
-				return err
-			}
+		patients := make([]uuid.UUID, len(rows))
+		for i, r := range rows {
+			patients[i] = r.PatientID
 		}
-		return nil
+		return s.auditListed(c, tx, "payment", patients)
 	})
 	if err != nil {
 		return err

@@ -489,18 +489,11 @@ func (s *Server) listThreads(c *gin.Context) error {
 		if err := q.Scan(&rows).Error; err != nil {
 			return internal(err)
 		}
-		seen := map[uuid.UUID]bool{}
-		for _, r := range rows {
-			if seen[r.PatientID] {
-				continue
-			}
-			seen[r.PatientID] = true
-			pid := r.PatientID
-			if err := s.audit(c, tx, "list", "message_thread", nil, &pid, ""); err != nil {
-				return err
-			}
+		patients := make([]uuid.UUID, len(rows))
+		for i, r := range rows {
+			patients[i] = r.PatientID
 		}
-		return nil
+		return s.auditListed(c, tx, "message_thread", patients)
 	})
 	if err != nil {
 		return err

@@ -137,14 +137,23 @@ func (s *Server) auditAppointment(c *gin.Context, action string, id, patient uui
 // "list" event for each patient whose appointments rows show, so that an
 // auditor asking who saw a patient's visits finds schedules and lists too.
 func (s *Server) auditAppointmentList(c *gin.Context, tx *gorm.DB, rows []appointmentRow) error {
+	patients := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		patients[i] = r.PatientID
+	}
+	return s.auditListed(c, tx, "appointment", patients)
+}
+
+// auditListed records, in tx (the read's own transaction), one "list"
+// event of resourceType for each distinct patient a list showed.
+func (s *Server) auditListed(c *gin.Context, tx *gorm.DB, resourceType string, patients []uuid.UUID) error {
 	seen := map[uuid.UUID]bool{}
-	for _, r := range rows {
-		if seen[r.PatientID] {
+	for _, patient := range patients {
+		if seen[patient] {
 			continue
 		}
-		seen[r.PatientID] = true
-		patient := r.PatientID
-		if err := s.audit(c, tx, "list", "appointment", nil, &patient, ""); err != nil {
+		seen[patient] = true
+		if err := s.audit(c, tx, "list", resourceType, nil, &patient, ""); err != nil {
 			return err
 		}
 	}
