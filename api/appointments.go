@@ -107,13 +107,9 @@ func (s *Server) book(c *gin.Context, req createAppointmentRequest, apptID uuid.
 		if err != nil {
 			return err
 		}
-		// FOR SHARE: an erasure of the patient waits for this booking's
-		// check, or the check sees the erasure.
-		var erased bool
-		if err := tx.Raw(`SELECT erased_at IS NOT NULL FROM patients WHERE id = ? FOR SHARE`, patientID).Scan(&erased).Error; err != nil {
+		if erased, err := patientErased(tx, patientID); err != nil {
 			return internal(err)
-		}
-		if erased {
+		} else if erased {
 			return conflict("patient-erased", "The patient was erased; no visit can be booked for them.")
 		}
 		day := slots.DateOf(start)

@@ -294,14 +294,15 @@ func (s *Server) respondToken(c *gin.Context, status int, u models.User) error {
 	// here: an erased patient's account opens no session, whatever
 	// credential survived the erasure.
 	if u.PatientID != nil {
-		var erased int64
-		err := models.InTenant(c.Request.Context(), s.DB, u.TenantID, func(tx *gorm.DB) error {
-			return tx.Raw(`SELECT count(*) FROM patients WHERE id = ? AND erased_at IS NOT NULL`, *u.PatientID).Scan(&erased).Error
+		var erased bool
+		err := models.InTenant(c.Request.Context(), s.DB, u.TenantID, func(tx *gorm.DB) (err error) {
+			erased, err = patientErased(tx, *u.PatientID)
+			return err
 		})
 		if err != nil {
 			return internal(err)
 		}
-		if erased > 0 {
+		if erased {
 			return unauthorized("This account is closed.")
 		}
 	}

@@ -147,11 +147,9 @@ func (s *Server) createRequest(c *gin.Context, id uuid.UUID, kind string) error 
 			return internal(err)
 		}
 		if kind == models.DSRExport {
-			var erased int64
-			if err := tx.Raw(`SELECT count(*) FROM patients WHERE id = ? AND erased_at IS NOT NULL`, patient).Scan(&erased).Error; err != nil {
+			if erased, err := patientErased(tx, patient); err != nil {
 				return internal(err)
-			}
-			if erased > 0 {
+			} else if erased {
 				return conflict("patient-erased", "This patient's data was erased; there is nothing of theirs to export.")
 			}
 		}

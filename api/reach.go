@@ -159,3 +159,13 @@ func (s *Server) auditListed(c *gin.Context, tx *gorm.DB, resourceType string, p
 	}
 	return nil
 }
+
+// patientErased reports whether the patient's data was erased, holding a
+// share lock on the patient's row until tx ends: an erasure (which locks
+// the row for update) either waits for the caller's change or is seen by
+// this check.
+func patientErased(tx *gorm.DB, patient uuid.UUID) (bool, error) {
+	var erased bool
+	err := tx.Raw(`SELECT erased_at IS NOT NULL FROM patients WHERE id = ? FOR SHARE`, patient).Scan(&erased).Error
+	return erased, err
+}
