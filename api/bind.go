@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -90,4 +91,44 @@ func cleanText(c *gin.Context) error {
 	}
 	c.Next()
 	return nil
+}
+
+// visibleText reports whether s shows as it reads: no control characters
+// (line breaks included) and no invisible format characters (zero-width
+// spaces and joiners, direction overrides), which could make a name or a
+// reason display as something else to the doctor or reviewer reading it.
+func visibleText(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || blank(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// blank reports whether r draws nothing though Unicode does not call it a
+// format character: Hangul fillers, the blank Braille pattern, variation
+// selectors and Mongolian and Khmer invisible marks.
+func blank(r rune) bool {
+	switch {
+	case r == 0x115F, r == 0x1160, r == 0x3164, r == 0xFFA0, r == 0x2800, r == 0x17B4, r == 0x17B5:
+		return true
+	case r >= 0x180B && r <= 0x180F, r >= 0xFE00 && r <= 0xFE0F, r >= 0xE0100 && r <= 0xE01EF:
+		return true
+	}
+	return false
+}
+
+// readableName reports whether a name shows as written: visible, and with
+// at least one letter (a name of combining marks alone draws nothing).
+func readableName(s string) bool {
+	if !visibleText(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsLetter(r) {
+			return true
+		}
+	}
+	return false
 }
