@@ -349,9 +349,8 @@ func workflowProblem(err error) error {
 		p.Err = err
 		return p
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return unavailable(err)
-	}
+	// A wait cut short (deadline, cancellation) is answered 503 by
+	// renderError, for every route.
 	var unav *serviceerror.Unavailable
 	if errors.As(err, &unav) {
 		return unavailable(err)

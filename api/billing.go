@@ -547,7 +547,7 @@ func refundProblem(err error) *Problem {
 		// The saga has finished (its refund window is over) or was never
 		// started: no refund can go through it.
 		p = conflict("payment-closed", "This payment's saga has closed and takes no more refunds.")
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &unav):
+	case errors.As(err, &unav):
 		return unavailable(err)
 	default:
 		return internal(err)
