@@ -71,18 +71,6 @@ var languages = []string{"en", "tr"}
 // spaces, dashes, dots or parentheses, optionally after a +.
 var phonePattern = regexp.MustCompile(`^\+?[0-9][0-9 ().-]{3,30}$`)
 
-// nationalSiblings are the systems that name the same number: replacing
-// a national ID replaces it under each of them.
-func nationalSiblings(system string) []string {
-	switch system {
-	case nationalid.SystemTCKimlik, nationalid.SystemTCKimlikAlt:
-		return []string{nationalid.SystemTCKimlik, nationalid.SystemTCKimlikAlt}
-	case nationalid.SystemUSSSN, nationalid.SystemUSSSNURI:
-		return []string{nationalid.SystemUSSSN, nationalid.SystemUSSSNURI}
-	}
-	return []string{system}
-}
-
 // getPatient handles GET /v1/patients/:id: a patient's record, for those
 // who reach the patient; audited as a read.
 func (s *Server) getPatient(c *gin.Context) error {
@@ -238,7 +226,7 @@ func (s *Server) checkPatch(req patientPatch) (map[string]any, error) {
 	}
 	if n := req.NationalID; n != nil {
 		if !nationalid.IsNational(n.System) {
-			return nil, invalid("invalid-national-id", "national_id.system must be a national ID system: "+inList(nationalSystems())+".")
+			return nil, invalid("invalid-national-id", "national_id.system must be a national ID system: "+inList(nationalid.Systems())+".")
 		}
 		if !nationalid.Valid(n.System, n.Value) {
 			return nil, invalid("invalid-national-id", "national_id.value is not a valid number for its system (length or check digits).")
@@ -250,17 +238,13 @@ func (s *Server) checkPatch(req patientPatch) (map[string]any, error) {
 	return set, nil
 }
 
-func nationalSystems() []string {
-	return []string{nationalid.SystemTCKimlik, nationalid.SystemTCKimlikAlt, nationalid.SystemUSSSN, nationalid.SystemUSSSNURI}
-}
-
 // replaceNationalID makes n the patient's national ID under its system
 // (and the systems that name the same number), sealed and indexed anew.
 // It reports whether anything changed; a number another patient holds is
 // refused, since the blind index matches lab results on it.
 func (s *Server) replaceNationalID(c *gin.Context, tx *gorm.DB, tenant, patient uuid.UUID, n nationalIDPatch) (bool, error) {
 	ctx := c.Request.Context()
-	siblings := nationalSiblings(n.System)
+	siblings := nationalid.Siblings(n.System)
 	holders, err := nationalid.Find(ctx, tx, s.Keys, tenant, "", n.Value)
 	if err != nil {
 		return false, internal(err)
@@ -287,19 +271,10 @@ func (s *Server) replaceNationalID(c *gin.Context, tx *gorm.DB, tenant, patient 
 	if err := tx.Exec("DELETE FROM patient_identifiers WHERE patient_id = ? AND system IN ?", patient, siblings).Error; err != nil {
 		return false, internal(err)
 	}
-	if err := nationalid.Store(ctx, tx, s.Keys, tenant, patient, n.System, n.Value, nationalType(n.System)); err != nil {
+	if err := nationalid.Store(ctx, tx, s.Keys, tenant, patient, n.System, n.Value, nationalid.TypeCode(n.System)); err != nil {
 		return false, internal(err)
 	}
 	return true, nil
-}
-
-// nationalType is the HL7 identifier type code of a national ID system,
-// as the seeded and lab-filed ones carry.
-func nationalType(system string) string {
-	if system == nationalid.SystemUSSSN || system == nationalid.SystemUSSSNURI {
-		return "SS"
-	}
-	return "NI"
 }
 
 // reachedPatient loads the patient id if p reaches them (for update, with
@@ -355,7 +330,7 @@ func viewPatient(tx *gorm.DB, pt models.Patient) (patientView, error) {
 	if pt.PreferredLanguage != nil {
 		v.PreferredLanguage = *pt.PreferredLanguage
 	}
-	if err := tx.Table("patient_identifiers").Where("patient_id = ? AND system IN ?", pt.ID, nationalSystems()).
+	if err := tx.Table("patient_identifiers").Where("patient_id = ? AND system IN ?", pt.ID, nationalid.Systems()).
 		Order("system").Pluck("system", &v.NationalIDSystems).Error; err != nil {
 		return v, internal(err)
 	}

@@ -9,6 +9,7 @@ package nationalid
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -34,6 +35,37 @@ var systems = map[string]bool{SystemUSSSN: true, SystemUSSSNURI: true, SystemTCK
 
 // IsNational reports whether identifiers of system are national IDs.
 func IsNational(system string) bool { return systems[system] }
+
+// Systems lists the national ID systems, sorted.
+func Systems() []string {
+	out := make([]string, 0, len(systems))
+	for s := range systems {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Siblings are the systems that name the same number as system (itself
+// included): a number replaced under one is replaced under each.
+func Siblings(system string) []string {
+	switch system {
+	case SystemTCKimlik, SystemTCKimlikAlt:
+		return []string{SystemTCKimlik, SystemTCKimlikAlt}
+	case SystemUSSSN, SystemUSSSNURI:
+		return []string{SystemUSSSN, SystemUSSSNURI}
+	}
+	return []string{system}
+}
+
+// TypeCode is the HL7 identifier type of a national ID system: SS for a
+// US SSN, NI (national identifier) otherwise.
+func TypeCode(system string) string {
+	if system == SystemUSSSN || system == SystemUSSSNURI {
+		return "SS"
+	}
+	return "NI"
+}
 
 // Store adds a national ID for a patient in tx (a transaction of tenant):
 // sealed and bound to the patient and system, and indexed. Storing the same
