@@ -57,5 +57,5 @@ func devMail(ctx context.Context, cfg *Config) (string, func(), error) {
 	if cfg.SMTP.From == "" {
 		cfg.SMTP.From = "no-reply@carebook.test"
 	}
-	return "every account e-mail lands in Mailpit: " + mp.URL, mp.Stop, nil
+	return "every account e-mail lands in Mailpit: " + mp.URL + " (SMTP " + mp.SMTPAddr + ")", mp.Stop, nil
 }
